@@ -1,0 +1,89 @@
+"""Settings, read from the environment (PORTAL_* and the usual DATABASE_URL / REDIS_URL)."""
+import os
+from datetime import timedelta
+
+
+class ConfigError(RuntimeError):
+    """Raised when the portal cannot start with the configuration it was given."""
+
+
+def _env_bool(name, default=False):
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+class Config:
+    """Defaults shared by every environment."""
+
+    ENV_NAME = "production"
+    SECRET_KEY = os.environ.get("SECRET_KEY") or os.environ.get("PORTAL_SECRET_KEY")
+    SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL")  # None: SQLite in the instance folder
+    SQLALCHEMY_TRACK_MODIFICATIONS = False
+    REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI")  # None: REDIS_URL
+    LOGIN_RATE_LIMIT = os.environ.get("PORTAL_LOGIN_RATE_LIMIT", "10 per minute;50 per hour")
+
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = True
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_SECURE = True
+    REMEMBER_COOKIE_DURATION = timedelta(days=14)
+    PERMANENT_SESSION_LIFETIME = timedelta(hours=12)
+    WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
+
+    BILLING_CONTACT = os.environ.get("PORTAL_BILLING_CONTACT", "billing@example.com")
+    MAIL_FROM = os.environ.get("PORTAL_MAIL_FROM", "Account Suspension Portal <no-reply@example.com>")
+    SMTP_HOST = os.environ.get("PORTAL_SMTP_HOST", "127.0.0.1")
+    SMTP_PORT = int(os.environ.get("PORTAL_SMTP_PORT", "1025"))
+    SMTP_TIMEOUT = float(os.environ.get("PORTAL_SMTP_TIMEOUT", "10"))
+    BULK_ASYNC_THRESHOLD = int(os.environ.get("PORTAL_BULK_ASYNC_THRESHOLD", "300"))
+    CLEANUP_CONFIRM_THRESHOLD = int(os.environ.get("PORTAL_CLEANUP_CONFIRM_THRESHOLD", "1000"))
+    SWEEP_CHUNK_SIZE = int(os.environ.get("PORTAL_SWEEP_CHUNK_SIZE", "20000"))
+    PAGE_SIZE = 50
+
+
+class DevelopmentConfig(Config):
+    """Local development: insecure cookies over plain HTTP and a fixed fallback key."""
+
+    ENV_NAME = "development"
+    SECRET_KEY = Config.SECRET_KEY or "dev-only-secret-key-change-me"
+    SESSION_COOKIE_SECURE = False
+    REMEMBER_COOKIE_SECURE = False
+
+
+class TestingConfig(DevelopmentConfig):
+    """Test runs: the test fixtures fill in the database and Redis."""
+
+    ENV_NAME = "testing"
+    TESTING = True
+
+
+CONFIGS = {"production": Config, "development": DevelopmentConfig, "testing": TestingConfig}
+
+
+def load_config(app, overrides=None):
+    """Load the settings class chosen by PORTAL_ENV, then the overrides; check the secret key."""
+    name = (overrides or {}).get("ENV_NAME") or os.environ.get("PORTAL_ENV", "production")
+    if name not in CONFIGS:
+        raise ConfigError(f"PORTAL_ENV must be one of {', '.join(CONFIGS)}; got {name!r}.")
+    app.config.from_object(CONFIGS[name])
+    if overrides:
+        app.config.update(overrides)
+    if not app.config.get("SQLALCHEMY_DATABASE_URI"):
+        os.makedirs(app.instance_path, exist_ok=True)
+        app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.path.join(app.instance_path, "portal.sqlite3")
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    if uri.startswith("postgres://") or uri.startswith("postgresql://"):
+        app.config["SQLALCHEMY_DATABASE_URI"] = "postgresql+psycopg://" + uri.split("://", 1)[1]
+    if not app.config.get("RATELIMIT_STORAGE_URI"):
+        app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"]
+    if not app.config.get("SECRET_KEY"):
+        raise ConfigError(
+            "SECRET_KEY is not set. Set it in the environment, for example:\n"
+            "  export SECRET_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(32))')\n"
+            "or run with PORTAL_ENV=development for local use."
+        )

@@ -1,0 +1,29 @@
+"""Per-connection database settings."""
+import sqlite3
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+_registered = False
+
+
+def _sqlite_pragmas(dbapi_connection, connection_record):  # noqa: ARG001
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+
+def init_engine_events(app):
+    """Turn on SQLite foreign keys and WAL with a busy timeout, so web and workers share the file."""
+    global _registered
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        return
+    options = app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
+    options.setdefault("connect_args", {}).setdefault("timeout", 30)
+    if not _registered:
+        event.listen(Engine, "connect", _sqlite_pragmas)
+        _registered = True

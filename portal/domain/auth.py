@@ -1,0 +1,68 @@
+"""Sign-in: password check, the gate's login rule, session tokens."""
+import secrets
+
+from sqlalchemy import func, select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from portal.domain.errors import InvalidCredentials, LoginRefused
+from portal.domain.gate import may
+from portal.extensions import db
+from portal.models import User
+from portal.timeutil import utcnow
+
+# Checked when the email is unknown, so both failures cost the same time.
+_DUMMY_HASH = generate_password_hash("not-a-real-password")
+
+
+def hash_password(password):
+    """Return a salted scrypt hash of password."""
+    return generate_password_hash(password)
+
+
+def new_session_token():
+    """Return a fresh random session token."""
+    return secrets.token_hex(16)
+
+
+def authenticate(email, password, now=None):
+    """Return the user for these credentials if the gate lets them sign in.
+
+    Args:
+        email: as typed (case and surrounding spaces ignored).
+        password: as typed.
+
+    Raises:
+        InvalidCredentials: unknown email or wrong password (one message for both).
+        LoginRefused: right password, but the account's state refuses sign-in; the message says why.
+    """
+    email = (email or "").strip().lower()
+    user = db.session.scalar(select(User).where(func.lower(User.email) == email)) if email else None
+    if user is None:
+        check_password_hash(_DUMMY_HASH, password or "")
+        raise InvalidCredentials()
+    if not check_password_hash(user.password_hash, password or ""):
+        raise InvalidCredentials()
+    decision = may(user, "login", user.account)
+    if not decision:
+        raise LoginRefused(decision.message)
+    user.last_login_at = now or utcnow()
+    db.session.commit()
+    return user
+
+
+def end_all_sessions(user):
+    """Rotate the user's session token so every existing session and remember-me cookie ends."""
+    user.session_token = new_session_token()
+    db.session.commit()
+
+
+def load_session_user(session_id):
+    """Return the user for a Flask-Login id ("<user id>:<token>"), or None if it no longer holds."""
+    try:
+        user_id, token = session_id.split(":", 1)
+        user = db.session.get(User, int(user_id))
+    except (ValueError, AttributeError):
+        return None
+    if user is None or not secrets.compare_digest(user.session_token, token):
+        return None
+    return user

@@ -1,0 +1,13 @@
+"""Invoices: reading them, and keeping the account's outstanding balance in step."""
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.models import Invoice
+
+
+def open_invoices(account_id, include_paid=False, limit=100):
+    """Return the account's invoices (open ones only unless include_paid), by sequence number."""
+    stmt = select(Invoice).where(Invoice.account_id == account_id)
+    if not include_paid:
+        stmt = stmt.where(Invoice.paid_at.is_(None), Invoice.written_off_at.is_(None))
+    return list(db.session.scalars(stmt.order_by(Invoice.seq.desc()).limit(limit)))

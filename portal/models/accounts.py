@@ -1,0 +1,103 @@
+"""Accounts, the people who work in them, and customer classes."""
+from datetime import datetime
+
+from flask_login import UserMixin
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, false, func, true
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.extensions import db
+from portal.timeutil import utcnow
+
+STAFF_ROLES = ("super_admin", "support")
+CUSTOMER_ROLES = ("account_manager", "tier_manager", "user")
+ROLES = STAFF_ROLES + CUSTOMER_ROLES
+ROLE_LABELS = {
+    "super_admin": "Super admin",
+    "support": "Support",
+    "account_manager": "Account manager",
+    "tier_manager": "Tier manager",
+    "user": "User",
+}
+
+
+class CustomerClass(db.Model):
+    """A class of customers with its dunning schedule (days after the oldest overdue due date)."""
+
+    __tablename__ = "customer_classes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    description: Mapped[str | None] = mapped_column(String(500))
+    limit_after_days: Mapped[int | None] = mapped_column(Integer)
+    suspend_after_days: Mapped[int | None] = mapped_column(Integer)
+
+
+class Account(db.Model):
+    """A customer account. `status` is the stored base state; overlays are read by the gate."""
+
+    __tablename__ = "accounts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    number: Mapped[str] = mapped_column(String(20), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(20), default="active", server_default="active")
+    status_reason: Mapped[str | None] = mapped_column(String(30))
+    status_note: Mapped[str | None] = mapped_column(Text)
+    status_source: Mapped[str | None] = mapped_column(String(20))
+    status_changed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    suspended_by_run_id: Mapped[int | None] = mapped_column(Integer)
+    customer_class_id: Mapped[int | None] = mapped_column(ForeignKey("customer_classes.id"))
+    exempt: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    exempt_reason: Mapped[str | None] = mapped_column(String(500))
+    balance_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_activity_at: Mapped[datetime | None] = mapped_column(DateTime)
+    contact_name: Mapped[str | None] = mapped_column(String(200))
+    contact_phone: Mapped[str | None] = mapped_column(String(50))
+    settings: Mapped[dict] = mapped_column(JSON, default=dict)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
+    customer_class = relationship(CustomerClass, lazy="joined")
+    users = relationship("User", back_populates="account", lazy="select", order_by="User.id")
+
+    __table_args__ = (
+        Index("ix_accounts_name_lower", func.lower(name), "id"),
+        Index("ix_accounts_email_lower", func.lower(email)),
+        Index("ix_accounts_customer_class_id", "customer_class_id"),
+        Index("ix_accounts_last_activity_at", "last_activity_at"),
+        Index("ix_accounts_balance_cents", "balance_cents"),
+        Index("ix_accounts_suspended_by_run_id", "suspended_by_run_id"),
+    )
+
+    def __repr__(self):
+        return f"<Account {self.number} {self.status}>"
+
+
+class User(UserMixin, db.Model):
+    """A person who signs in: staff (no account) or a customer inside one account."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(255), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    session_token: Mapped[str] = mapped_column(String(64))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    email_notifications: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    account = relationship(Account, back_populates="users")
+
+    @property
+    def is_staff(self):
+        return self.role in STAFF_ROLES
+
+    @property
+    def role_label(self):
+        return ROLE_LABELS.get(self.role, self.role)
+
+    def get_id(self):
+        """Identify the session by user and session token, so rotating the token ends old sessions."""
+        return f"{self.id}:{self.session_token}"

@@ -1,0 +1,85 @@
+"""Suspension rules, sweep runs, the recurring schedule, and dunning schedule overrides."""
+from datetime import date, datetime
+
+from sqlalchemy import JSON, BigInteger, Boolean, Date, DateTime, ForeignKey, Integer, String, Text, true
+from sqlalchemy.orm import Mapped, mapped_column
+
+from portal.extensions import db
+from portal.timeutil import utcnow
+
+
+class SuspensionRule(db.Model):
+    """A rule whose conditions must all hold; an account matches if any enabled rule matches."""
+
+    __tablename__ = "suspension_rules"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    inactivity_months: Mapped[int | None] = mapped_column(Integer)
+    min_balance_cents: Mapped[int | None] = mapped_column(BigInteger)
+    overdue_days: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SweepSchedule(db.Model):
+    """When the recurring sweep runs: monthly (day and time, UTC) or a cron expression."""
+
+    __tablename__ = "sweep_schedules"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    mode: Mapped[str] = mapped_column(String(10), default="monthly")
+    day_of_month: Mapped[int] = mapped_column(Integer, default=1)
+    time_of_day: Mapped[str] = mapped_column(String(5), default="03:00")
+    cron: Mapped[str | None] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class SweepRun(db.Model):
+    """One run of set-based work over accounts, with its progress kept here so it can resume."""
+
+    __tablename__ = "sweep_runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))  # cleanup | recurring | undo | bulk
+    action: Mapped[str] = mapped_column(String(20), default="suspend")  # suspend | reactivate
+    status: Mapped[str] = mapped_column(String(20), default="queued")  # queued|running|done|failed
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    as_of: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    rules_snapshot: Mapped[list | None] = mapped_column(JSON)
+    params: Mapped[dict | None] = mapped_column(JSON)
+    trigger: Mapped[str] = mapped_column(String(20), default="user")  # user | schedule | cli
+    triggered_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    schedule_id: Mapped[int | None] = mapped_column(ForeignKey("sweep_schedules.id"))
+    period_key: Mapped[str | None] = mapped_column(String(40), unique=True)
+    undo_of_run_id: Mapped[int | None] = mapped_column(ForeignKey("sweep_runs.id"))
+    reason_category: Mapped[str | None] = mapped_column(String(30))
+    reason_note: Mapped[str | None] = mapped_column(Text)
+    min_id: Mapped[int | None] = mapped_column(Integer)
+    max_id: Mapped[int | None] = mapped_column(Integer)
+    cursor_id: Mapped[int | None] = mapped_column(Integer)
+    chunk_size: Mapped[int] = mapped_column(Integer, default=20000)
+    matched: Mapped[int] = mapped_column(Integer, default=0)
+    changed: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    skip_reasons: Mapped[dict | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class ScheduleOverride(db.Model):
+    """A super admin's shift (postpone an approaching stage) or lift (suspend an applied one until a date)."""
+
+    __tablename__ = "schedule_overrides"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))  # shift | lift
+    stage: Mapped[str] = mapped_column(String(10))  # limit | suspend
+    until: Mapped[date] = mapped_column(Date)
+    reason: Mapped[str] = mapped_column(String(500))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -1,0 +1,1 @@
+"""Pages: thin views that parse input, call one domain function, and choose a representation."""

@@ -1,0 +1,72 @@
+"""Sign in and sign out."""
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, flash, redirect, request, session, url_for
+from flask_login import current_user, login_user, logout_user
+
+from portal.domain import auth as auth_domain
+from portal.domain.errors import InvalidCredentials, LoginRefused
+from portal.extensions import limiter
+from portal.web.access import EVERYONE, public, roles_required
+from portal.web.helpers import render
+
+bp = Blueprint("auth", __name__)
+
+
+def _safe_next(target):
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
+
+
+def home_url_for(user):
+    """Return the landing page of the user's role."""
+    if user.is_staff:
+        return url_for("accounts.index")
+    if user.role == "account_manager":
+        return url_for("home.my_account")
+    return url_for("reservations.index")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@public
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"])
+def login():
+    """Show the sign-in form; sign in on POST."""
+    if request.method == "GET":
+        if current_user.is_authenticated:
+            return redirect(home_url_for(current_user))
+        return render("auth/login.html", email="", errors={})
+    email, password = request.form.get("email", ""), request.form.get("password", "")
+    errors = {}
+    if not email.strip():
+        errors["email"] = "Enter your email address."
+    if not password:
+        errors["password"] = "Enter your password."
+    if errors:
+        return render("auth/login.html", block="login_form", status=422, email=email, errors=errors)
+    try:
+        user = auth_domain.authenticate(email, password)
+    except (InvalidCredentials, LoginRefused) as exc:
+        return render("auth/login.html", block="login_form", status=422,
+                      email=email, errors={}, form_error=exc.message)
+    session.clear()  # a new session on every sign-in
+    login_user(user, remember=bool(request.form.get("remember")))
+    target = _safe_next(request.args.get("next")) or home_url_for(user)
+    if request.headers.get("HX-Request") == "true":
+        return "", 204, {"HX-Redirect": target}
+    return redirect(target, code=303)
+
+
+@bp.route("/logout", methods=["POST"])
+@roles_required(EVERYONE)
+def logout():
+    """Sign out: end this session and every other session of the user."""
+    auth_domain.end_all_sessions(current_user._get_current_object())
+    logout_user()
+    session.clear()
+    flash("You have signed out.", "info")
+    return redirect(url_for("auth.login"), code=303)

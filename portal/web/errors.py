@@ -1,0 +1,63 @@
+"""Map domain errors and HTTP errors to friendly pages (or short fragments for htmx)."""
+import logging
+
+from flask import jsonify, make_response, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from portal.domain.errors import DomainError
+from portal.extensions import db
+
+log = logging.getLogger(__name__)
+
+TITLES = {
+    400: "Bad request", 401: "Please sign in", 403: "Not allowed", 404: "Not found", 405: "Not allowed",
+    409: "Conflict", 422: "Please check your input", 429: "Too many attempts", 500: "Something went wrong",
+}
+
+
+def _wants_json():
+    return request.path.startswith("/api/")
+
+
+def error_response(status, message):
+    """Render an error as JSON (API), a small fragment (htmx) or a full page."""
+    title = TITLES.get(status, "Error")
+    if _wants_json():
+        return make_response(jsonify(error=title, message=message), status)
+    if request.headers.get("HX-Request") == "true":
+        body = render_template("errors/_message.html", status=status, title=title, message=message)
+    else:
+        body = render_template("errors/error.html", status=status, title=title, message=message)
+    response = make_response(body, status)
+    response.vary.add("HX-Request")
+    return response
+
+
+def init_app(app):
+    """Install the handlers."""
+
+    @app.errorhandler(DomainError)
+    def domain_error(exc):
+        db.session.rollback()
+        return error_response(exc.status_code, exc.message)
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc):
+        return error_response(400, "Your form expired or was sent from elsewhere. Reload the page and try again.")
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc):
+        messages = {
+            403: "You don't have permission to see this page.",
+            404: "We couldn't find that page or record.",
+            405: "That action isn't available here.",
+            429: "Too many attempts. Please wait a minute and try again.",
+        }
+        return error_response(exc.code or 500, messages.get(exc.code, exc.description))
+
+    @app.errorhandler(Exception)
+    def unexpected_error(exc):
+        db.session.rollback()
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "Something went wrong on our side; nothing was changed. Please try again.")

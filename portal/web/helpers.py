@@ -1,0 +1,65 @@
+"""One place that decides full page or fragment, plus htmx response helpers and page context."""
+from flask import current_app, make_response, redirect, render_template, request, url_for
+from flask_login import current_user
+from jinja2_fragments.flask import render_block
+
+from portal.domain.gate import REASONS, STATE_LABELS, banner_for
+
+
+def is_fragment_request():
+    """True for a plain htmx request: HX-Request set, not boosted, not a history restore."""
+    return (request.headers.get("HX-Request") == "true"
+            and request.headers.get("HX-Boosted") != "true"
+            and request.headers.get("HX-History-Restore-Request") != "true")
+
+
+def render(template, block=None, status=200, headers=None, **context):
+    """Render the whole page, or only `block` of it for a plain htmx request; always Vary: HX-Request."""
+    if block and is_fragment_request():
+        body = render_block(template, block, **context)
+    else:
+        body = render_template(template, **context)
+    response = make_response(body, status)
+    response.vary.add("HX-Request")
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def redirect_after_post(endpoint_or_url, trigger=None, **values):
+    """303 to a page for plain posts; for htmx, HX-Redirect there (or 204 with an HX-Trigger event)."""
+    url = endpoint_or_url if endpoint_or_url.startswith("/") else url_for(endpoint_or_url, **values)
+    if request.headers.get("HX-Request") == "true":
+        response = make_response("", 204)
+        if trigger:
+            response.headers["HX-Trigger"] = trigger
+        else:
+            response.headers["HX-Redirect"] = url
+        return response
+    return redirect(url, code=303)
+
+
+def _page_context():
+    user = current_user if current_user.is_authenticated else None
+    account = user.account if user is not None and not user.is_staff else None
+    return {
+        "suspension_banner": banner_for(user, account) if user is not None else None,
+        "state_labels": STATE_LABELS,
+        "reasons": REASONS,
+        "billing_contact": current_app.config["BILLING_CONTACT"],
+    }
+
+
+def money(cents):
+    """Format cents as dollars."""
+    if cents is None:
+        return ""
+    sign = "-" if cents < 0 else ""
+    return f"{sign}${abs(cents) / 100:,.2f}"
+
+
+def init_app(app):
+    """Register the context processor and filters used by every page."""
+    app.context_processor(_page_context)
+    app.add_template_filter(money, "money")
+    app.add_template_filter(lambda d, fmt="%Y-%m-%d %H:%M": d.strftime(fmt) if d else "—", "dt")

@@ -1,0 +1,281 @@
+"""Fixtures: app, client, runner, auth, and real services (Redis, PostgreSQL, Chromium).
+
+Every test that takes `app` runs twice: on SQLite and on PostgreSQL. With CI=true a missing
+service fails the run instead of skipping.
+"""
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import threading
+
+import pytest
+from sqlalchemy import text
+
+from tests.services import PostgresCluster, RedisServer, ServiceUnavailable
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+IN_CI = os.environ.get("CI", "").lower() == "true"
+CHROMIUM = os.environ.get("PORTAL_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+PASSWORD = "correct horse battery staple"
+SECRET = "test-secret-key-not-for-production"
+
+
+def unavailable(message):
+    """Fail under CI, skip elsewhere."""
+    if IN_CI:
+        pytest.fail(f"required service missing under CI=true: {message}", pytrace=False)
+    pytest.skip(message)
+
+
+# ---------------------------------------------------------------- services (session scope)
+
+@pytest.fixture(scope="session")
+def redis_server():
+    try:
+        server = RedisServer()
+    except ServiceUnavailable as exc:
+        unavailable(str(exc))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    try:
+        cluster = PostgresCluster()
+    except ServiceUnavailable as exc:
+        unavailable(str(exc))
+    yield cluster
+    cluster.stop()
+
+
+def _migrate(url):
+    from flask_migrate import upgrade
+
+    from portal import create_app
+    from portal.extensions import db
+
+    app = create_app(_config(url, "redis://127.0.0.1:1/0"))
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.sqlite3"
+    _migrate(f"sqlite:///{path}")
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.execute("PRAGMA journal_mode=DELETE")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_database(pg_cluster):
+    url = pg_cluster.create_database("portal_test")
+    _migrate(url)
+    return url
+
+
+def _config(database_url, redis_url, **extra):
+    config = {
+        "ENV_NAME": "testing",
+        "SECRET_KEY": SECRET,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "REDIS_URL": redis_url,
+        "RATELIMIT_STORAGE_URI": redis_url,
+        "BILLING_CONTACT": "billing@portal.test",
+        "SMTP_PORT": 1,  # nothing listens: tests that need SMTP start their own server
+        "SMTP_TIMEOUT": 2,
+    }
+    config.update(extra)
+    return config
+
+
+# ---------------------------------------------------------------- the app, on both databases
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        template = request.getfixturevalue("sqlite_template")
+        target = tmp_path / "portal.sqlite3"
+        shutil.copyfile(template, target)
+        return f"sqlite:///{target}"
+    url = request.getfixturevalue("pg_database")
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        tables = conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname='public' "
+                                   "AND tablename <> 'alembic_version'")).scalars().all()
+        conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def app_config():
+    """Extra settings a test module can override."""
+    return {}
+
+
+@pytest.fixture
+def app(database_url, redis_server, app_config):
+    from redis import Redis
+
+    from portal import create_app
+    from portal.extensions import db
+
+    Redis.from_url(redis_server.url).flushdb()
+    app = create_app(_config(database_url, redis_server.url, **app_config))
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def ctx(app):
+    """An app context for domain tests."""
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def db_backend(database_url):
+    return "sqlite" if database_url.startswith("sqlite") else "postgresql"
+
+
+# ---------------------------------------------------------------- people and accounts
+
+@pytest.fixture
+def make(app):
+    """Factories for accounts and users (see tests/factories.py)."""
+    from tests import factories
+
+    return factories.Factory(app)
+
+
+@pytest.fixture
+def world(make):
+    """Two accounts with every role, plus staff; returns a namespace of ids and emails."""
+    return make.world()
+
+
+CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+class AuthActions:
+    """Sign in and out, and send CSRF-protected posts, through the test client."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def csrf_token(self, path="/login"):
+        response = self.client.get(path)
+        match = CSRF_RE.search(response.get_data(as_text=True))
+        assert match, f"no CSRF token on {path}"
+        return match.group(1)
+
+    def login(self, email, password=PASSWORD, remember=False):
+        token = self.csrf_token("/login")
+        data = {"email": email, "password": password, "csrf_token": token}
+        if remember:
+            data["remember"] = "1"
+        return self.client.post("/login", data=data)
+
+    def logout(self):
+        return self.post("/logout")
+
+    def post(self, path, data=None, htmx=False, headers=None, page="/"):
+        token = self.csrf_token(page)
+        headers = dict(headers or {})
+        payload = dict(data or {})
+        if htmx:
+            headers.update({"HX-Request": "true", "X-CSRFToken": token})
+        else:
+            payload.setdefault("csrf_token", token)
+        return self.client.post(path, data=payload, headers=headers)
+
+
+@pytest.fixture
+def auth(client):
+    return AuthActions(client)
+
+
+# ---------------------------------------------------------------- worker processes
+
+@pytest.fixture
+def run_worker(app, database_url, redis_server):
+    """Run a real RQ worker process in burst mode on the given queues; returns its exit code."""
+
+    def run(*queues, timeout=120, extra_env=None):
+        env = dict(os.environ, PORTAL_ENV="testing", SECRET_KEY=SECRET, DATABASE_URL=database_url,
+                   REDIS_URL=redis_server.url, PORTAL_BILLING_CONTACT="billing@portal.test")
+        env.update({k: str(v) for k, v in (extra_env or {}).items()})
+        cmd = [sys.executable, os.path.join(ROOT, "worker.py"), "--burst", *queues]
+        return subprocess.run(cmd, env=env, cwd=ROOT, timeout=timeout, capture_output=True, text=True)
+
+    return run
+
+
+# ---------------------------------------------------------------- browser
+
+@pytest.fixture(scope="session")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        unavailable(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def live_server(app):
+    """Serve the app on a free loopback port from a background thread."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    server.url = f"http://127.0.0.1:{server.server_port}"
+    yield server
+    server.shutdown()
+    thread.join(5)
+
+
+@pytest.fixture
+def page(browser, live_server):
+    context = browser.new_context(base_url=live_server.url)
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def browser_login(page, email, password=PASSWORD):
+    """Sign in through the real form."""
+    page.goto("/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_load_state("networkidle")

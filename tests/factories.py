@@ -1,0 +1,91 @@
+"""Test data built through the models (small numbers of rows; bulk data comes from portal.seed)."""
+import itertools
+from datetime import date, datetime, timedelta
+from types import SimpleNamespace
+
+from werkzeug.security import generate_password_hash
+
+from portal.domain.auth import new_session_token
+from portal.extensions import db
+from portal.models import Account, CustomerClass, Invoice, Reservation, User
+from tests.conftest import PASSWORD
+
+_counter = itertools.count(1)
+# One hash for every test user: scrypt is slow on purpose, and tests create many users.
+_HASH = generate_password_hash(PASSWORD, method="scrypt")
+
+
+class Factory:
+    """Create accounts, users, invoices and reservations inside the app's database."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def account(self, name=None, status="active", created_at=None, last_activity_at=None, **fields):
+        with self.app.app_context():
+            n = next(_counter)
+            account = Account(number=f"T{n:07d}", name=name or f"Test Account {n}", email=f"acct{n}@example.test",
+                              status=status, created_at=created_at or datetime(2024, 1, 1),
+                              last_activity_at=last_activity_at, settings={"timezone": "UTC"}, **fields)
+            db.session.add(account)
+            db.session.commit()
+            return account.id
+
+    def user(self, role, account_id=None, email=None, name=None, **fields):
+        with self.app.app_context():
+            n = next(_counter)
+            user = User(email=email or f"{role.replace('_', '-')}{n}@example.test", name=name or f"{role} {n}",
+                        role=role, account_id=account_id, password_hash=_HASH,
+                        session_token=new_session_token(), **fields)
+            db.session.add(user)
+            db.session.commit()
+            return SimpleNamespace(id=user.id, email=user.email, role=role, account_id=account_id)
+
+    def customer_class(self, name="Standard", limit_after_days=15, suspend_after_days=20):
+        with self.app.app_context():
+            cls = CustomerClass(name=f"{name} {next(_counter)}", limit_after_days=limit_after_days,
+                                suspend_after_days=suspend_after_days)
+            db.session.add(cls)
+            db.session.commit()
+            return cls.id
+
+    def invoice(self, account_id, amount_cents=2500, due_date=None, paid=False, seq=None):
+        with self.app.app_context():
+            if seq is None:
+                seq = 1 + db.session.query(Invoice).filter_by(account_id=account_id).count()
+            due = due_date or date(2026, 1, 1)
+            inv = Invoice(account_id=account_id, seq=seq, amount_cents=amount_cents, due_date=due,
+                          issued_at=datetime.combine(due, datetime.min.time()) - timedelta(days=14),
+                          paid_at=datetime.combine(due, datetime.min.time()) if paid else None)
+            db.session.add(inv)
+            if not paid:
+                account = db.session.get(Account, account_id)
+                account.balance_cents += amount_cents
+            db.session.commit()
+            return inv.id
+
+    def reservation(self, account_id, created_at, user_id=None):
+        with self.app.app_context():
+            res = Reservation(account_id=account_id, user_id=user_id, created_at=created_at,
+                              starts_at=created_at + timedelta(days=3), party_size=2)
+            db.session.add(res)
+            account = db.session.get(Account, account_id)
+            if account.last_activity_at is None or account.last_activity_at < created_at:
+                account.last_activity_at = created_at
+            db.session.commit()
+            return res.id
+
+    def world(self):
+        """Staff plus two customer accounts with one person of each customer role."""
+        w = SimpleNamespace()
+        w.admin = self.user("super_admin", name="Ada Admin")
+        w.admin2 = self.user("super_admin", name="Alan Admin")
+        w.support = self.user("support", name="Sam Support")
+        w.account = self.account(name="Blue Harbor Bistro")
+        w.other_account = self.account(name="Copper Fox Cafe")
+        w.manager = self.user("account_manager", w.account, name="Mia Manager")
+        w.tier = self.user("tier_manager", w.account, name="Theo Tier")
+        w.member = self.user("user", w.account, name="Uma User")
+        w.other_manager = self.user("account_manager", w.other_account, name="Otto Other")
+        w.other_member = self.user("user", w.other_account, name="Olga Other")
+        return w

@@ -1,0 +1,49 @@
+"""Run an RQ worker inside the portal's app context.
+
+    python worker.py [--burst] [--with-scheduler] [queues...]
+
+The app is built once; each job runs in a fresh app context with its own database connections
+(connections are never shared across the fork).
+"""
+import argparse
+import sys
+
+from rq import Worker
+
+from portal import create_app
+from portal.extensions import QUEUE_DEFAULT, QUEUE_MAIL, QUEUE_SWEEPS, db, get_redis
+
+
+class PortalWorker(Worker):
+    """A forking worker that gives every job an app context and fresh DB connections."""
+
+    flask_app = None
+
+    def perform_job(self, job, queue):
+        with self.flask_app.app_context():
+            db.engine.dispose(close=False)
+            try:
+                return super().perform_job(job, queue)
+            finally:
+                db.session.remove()
+
+
+def main(argv=None):
+    """Parse arguments and run the worker until stopped (or until the queues are empty with --burst)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("queues", nargs="*", default=[QUEUE_DEFAULT, QUEUE_MAIL])
+    parser.add_argument("--burst", action="store_true", help="stop when the queues are empty")
+    parser.add_argument("--with-scheduler", action="store_true", help="also run RQ's scheduler")
+    parser.add_argument("--name", default=None)
+    args = parser.parse_args(argv)
+    app = create_app()
+    PortalWorker.flask_app = app
+    with app.app_context():
+        connection = get_redis()
+    worker = PortalWorker(args.queues, connection=connection, name=args.name)
+    worker.work(burst=args.burst, with_scheduler=args.with_scheduler, logging_level="INFO")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
