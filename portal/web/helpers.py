@@ -39,6 +39,14 @@ def redirect_after_post(endpoint_or_url, trigger=None, **values):
     return redirect(url, code=303)
 
 
+# Staff navigation after "Accounts"; an entry shows once its page exists and the role may see it.
+STAFF_NAV = [
+    {"endpoint": "cancellations.index", "label": "Cancellations", "roles": ("super_admin", "support")},
+    {"endpoint": "rules.index", "label": "Rules", "roles": ("super_admin",)},
+    {"endpoint": "sweeps.index", "label": "Sweeps", "roles": ("super_admin",)},
+]
+
+
 def _page_context():
     user = current_user if current_user.is_authenticated else None
     account = user.account if user is not None and not user.is_staff else None
@@ -47,6 +55,7 @@ def _page_context():
         "state_labels": STATE_LABELS,
         "reasons": REASONS,
         "billing_contact": current_app.config["BILLING_CONTACT"],
+        "staff_nav": [item for item in STAFF_NAV if item["endpoint"] in current_app.view_functions],
     }
 
 
