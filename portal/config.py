@@ -2,9 +2,14 @@
 import os
 from datetime import timedelta
 
+import click
 
-class ConfigError(RuntimeError):
-    """Raised when the portal cannot start with the configuration it was given."""
+
+class ConfigError(click.ClickException, RuntimeError):
+    """Raised when the portal cannot start with the configuration it was given.
+
+    A ClickException, so `flask ...` commands print the message alone (no traceback) and exit 1.
+    """
 
 
 def _env_bool(name, default=False):
