@@ -188,7 +188,7 @@ class AuthActions:
         self.client = client
 
     def csrf_token(self, path="/login"):
-        response = self.client.get(path)
+        response = self.client.get(path, follow_redirects=True)  # "/" redirects to the role's home page
         match = CSRF_RE.search(response.get_data(as_text=True))
         assert match, f"no CSRF token on {path}"
         return match.group(1)
