@@ -12,3 +12,13 @@ def deliver_outbox():
     if failed:
         raise DeliveryIncomplete(f"{failed} email(s) could not be sent; {sent} sent. Will retry.")
     return {"sent": sent}
+
+
+def process_run(run_id):
+    """Work on a sweep, bulk or undo run's chunks (several of these jobs may share one run)."""
+    from portal.domain import runs
+
+    from rq import get_current_job
+
+    job = get_current_job()
+    return runs.process_run(run_id, worker_name=getattr(job, "worker_name", None))

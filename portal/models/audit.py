@@ -31,7 +31,7 @@ class AuditEvent(db.Model):
 
     __table_args__ = (
         Index("ix_audit_events_account_id", "account_id", "id"),
-        Index("ix_audit_events_actor_run_id", "actor_run_id"),
+        Index("ix_audit_events_actor_run_id", "actor_run_id", "account_id"),
     )
 
 

@@ -1,7 +1,7 @@
 """Suspension rules, sweep runs, the recurring schedule, and dunning schedule overrides."""
 from datetime import date, datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, Date, DateTime, ForeignKey, Integer, String, Text, true
+from sqlalchemy import JSON, BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.extensions import db
@@ -83,3 +83,23 @@ class ScheduleOverride(db.Model):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class SweepRunChunk(db.Model):
+    """One id range of a run. Workers claim chunks, and a chunk is marked done in the same transaction
+    that changes its accounts, so a killed worker's chunk is simply claimed again and done once."""
+
+    __tablename__ = "sweep_run_chunks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("sweep_runs.id"))
+    lo: Mapped[int] = mapped_column(Integer)  # first account id (inclusive)
+    hi: Mapped[int] = mapped_column(Integer)  # last account id (exclusive)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    done_at: Mapped[datetime | None] = mapped_column(DateTime)
+    matched: Mapped[int] = mapped_column(Integer, default=0)
+    changed: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    skip_reasons: Mapped[dict | None] = mapped_column(JSON)
+
+    __table_args__ = (Index("ix_sweep_run_chunks_run_id", "run_id", "id"),)

@@ -1,5 +1,5 @@
 """One place that decides full page or fragment, plus htmx response helpers and page context."""
-from flask import current_app, make_response, redirect, render_template, request, url_for
+from flask import current_app, has_request_context, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 from jinja2_fragments.flask import render_block
 
@@ -48,6 +48,9 @@ STAFF_NAV = [
 
 
 def _page_context():
+    if not has_request_context():  # emails rendered by jobs and CLI commands
+        return {"state_labels": STATE_LABELS, "reasons": REASONS,
+                "billing_contact": current_app.config["BILLING_CONTACT"]}
     user = current_user if current_user.is_authenticated else None
     account = user.account if user is not None and not user.is_staff else None
     return {

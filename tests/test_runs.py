@@ -1,0 +1,115 @@
+"""The set-based run engine: chunks, compare-and-set, audit events, emails, undo, idempotency."""
+from datetime import datetime
+
+import pytest
+from sqlalchemy import func, select
+
+from portal.domain import runs, suspension
+from portal.extensions import db
+from portal.models import Account, AuditEvent, OutboxEmail, SweepRun, SweepRunChunk, User
+
+AS_OF = datetime(2026, 11, 1, 12, 0)
+INACTIVE_12 = {"type": "rules", "rules": [{"id": 1, "name": "Inactive 12+ months", "enabled": True,
+                                          "inactivity_months": 12, "min_balance_cents": None,
+                                          "overdue_days": None}]}
+
+
+@pytest.fixture
+def population(make):
+    """Ten accounts: six inactive for years (one exempt, one already suspended), four recently active."""
+    old, recent = datetime(2023, 1, 1), datetime(2026, 10, 1)
+    ids = {}
+    for i in range(6):
+        ids[f"old{i}"] = make.account(name=f"Old {i}", created_at=old, last_activity_at=old)
+    for i in range(4):
+        ids[f"recent{i}"] = make.account(name=f"Recent {i}", created_at=old, last_activity_at=recent)
+    with make.app.app_context():
+        db.session.get(Account, ids["old4"]).exempt = True
+        db.session.get(Account, ids["old5"]).status = "suspended"
+        db.session.commit()
+    ids["manager"] = make.user("account_manager", ids["old0"])
+    ids["member"] = make.user("user", ids["old0"])
+    ids["admin"] = make.user("super_admin")
+    return ids
+
+
+def _admin(ids):
+    return db.session.get(User, ids["admin"].id)
+
+
+def _start(ids, **kw):
+    return runs.start_run(_admin(ids), kw.pop("kind", "cleanup"), kw.pop("action", "suspend"),
+                          kw.pop("selection", INACTIVE_12), "inactivity", "Clean-up of dormant accounts",
+                          as_of=AS_OF, chunk_size=3, enqueue=False, **kw)
+
+
+def test_run_suspends_matching_accounts_once_with_audit_and_email(ctx, population):
+    run = _start(population)
+    result = runs.process_run(run.id, worker_name="test", poll=0)
+    assert result["status"] == "done"
+    assert result["matched"] == 6 and result["changed"] == 4 and result["skipped"] == 2
+    assert result["skip_reasons"] == {"exempt": 1, "already suspended": 1}
+    suspended = set(db.session.scalars(select(Account.id).where(Account.suspended_by_run_id == run.id)))
+    assert suspended == {population[f"old{i}"] for i in range(4)}
+    events = db.session.scalars(select(AuditEvent).where(AuditEvent.actor_run_id == run.id,
+                                                         AuditEvent.action == "suspended")).all()
+    assert sorted(e.account_id for e in events) == sorted(suspended)
+    assert all(e.state_before == "active" and e.state_after == "suspended" for e in events)
+    assert all(e.actor_label == f"Clean-up run #{run.id}" for e in events)
+    emails = db.session.scalars(select(OutboxEmail)).all()
+    assert [(e.to_addr, e.kind, e.status) for e in emails] == [
+        (population["manager"].email, "account_suspended", "pending")]
+    assert "has been suspended" in emails[0].subject and "Old 0" in emails[0].body
+    account = db.session.get(Account, population["old0"])
+    assert (account.status_reason, account.status_source, account.version) == ("inactivity", "sweep", 2)
+
+
+def test_a_done_chunk_is_never_done_twice(ctx, population):
+    run = _start(population)
+    runs.process_run(run.id, worker_name="test", poll=0)
+    chunk = db.session.scalars(select(SweepRunChunk).where(SweepRunChunk.run_id == run.id)
+                               .order_by(SweepRunChunk.id)).first()
+    assert runs.process_chunk(db.session.get(SweepRun, run.id), chunk.id, chunk.lo, chunk.hi) == 0
+    count = db.session.scalar(select(func.count()).select_from(AuditEvent).where(
+        AuditEvent.actor_run_id == run.id, AuditEvent.action == "suspended"))
+    assert count == 4
+
+
+def test_account_reactivated_by_an_admin_during_the_run_is_left_alone(ctx, population):
+    run = _start(population)
+    admin = _admin(population)
+    target = population["old1"]
+    suspension.suspend(admin, target, "other", "checking")
+    suspension.reactivate(admin, target, "other", "customer called")
+    result = runs.process_run(run.id, worker_name="test", poll=0)
+    assert db.session.get(Account, target).status == "active"
+    assert result["skip_reasons"].get("reactivated by an admin during the run") == 1
+
+
+def test_undo_reactivates_only_what_the_run_still_holds(ctx, population):
+    run = _start(population)
+    runs.process_run(run.id, worker_name="test", poll=0)
+    admin = _admin(population)
+    suspension.reactivate(admin, population["old2"], "other", "paid by phone")
+    undo = runs.start_run(admin, "undo", "reactivate", {"type": "undo", "run_id": run.id}, "other",
+                          "Undo the clean-up", undo_of_run_id=run.id, chunk_size=3, enqueue=False)
+    result = runs.process_run(undo.id, worker_name="test", poll=0)
+    assert result["changed"] == 3
+    statuses = {k: db.session.get(Account, v).status for k, v in population.items() if k.startswith("old")}
+    assert statuses == {"old0": "active", "old1": "active", "old2": "active", "old3": "active",
+                        "old4": "active", "old5": "suspended"}
+    assert db.session.scalar(select(func.count()).select_from(AuditEvent).where(
+        AuditEvent.actor_run_id == undo.id, AuditEvent.action == "reactivated")) == 3
+
+
+def test_run_through_a_real_worker(app, population, run_worker):
+    with app.app_context():
+        run = _start(population)
+        run_id = run.id
+        runs.enqueue_run(run_id, jobs=2)
+    result = run_worker("sweeps")
+    assert result.returncode == 0, result.stderr[-2000:]
+    with app.app_context():
+        progress = runs.progress(run_id)
+        assert progress["status"] == "done" and progress["changed"] == 4
+        assert progress["chunks_done"] == progress["chunks"]
