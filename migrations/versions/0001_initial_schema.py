@@ -102,13 +102,16 @@ def upgrade():
     sa.UniqueConstraint('number', name=op.f('uq_accounts_number'))
     )
     with op.batch_alter_table('accounts', schema=None) as batch_op:
-        batch_op.create_index('ix_accounts_balance_cents', ['balance_cents'], unique=False)
+        batch_op.create_index('ix_accounts_balance_cents', ['balance_cents', 'id'], unique=False)
         batch_op.create_index('ix_accounts_customer_class_id', ['customer_class_id'], unique=False)
         batch_op.create_index('ix_accounts_last_activity_at', ['last_activity_at'], unique=False)
         batch_op.create_index('ix_accounts_suspended_by_run_id', ['suspended_by_run_id'], unique=False)
     # Expression indexes (autogenerate cannot see them): case-insensitive name and email search.
     op.create_index('ix_accounts_name_lower', 'accounts', [sa.text('lower(name)'), 'id'], unique=False)
     op.create_index('ix_accounts_email_lower', 'accounts', [sa.text('lower(email)')], unique=False)
+    # Partial index (few accounts are exempt): the list's "exempt" filter without a table scan.
+    op.create_index('ix_accounts_exempt', 'accounts', ['id'], unique=False,
+                    sqlite_where=sa.text('exempt'), postgresql_where=sa.text('exempt'))
 
     op.create_table('campaigns',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -417,6 +420,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_campaigns_account_id'))
 
     op.drop_table('campaigns')
+    op.drop_index('ix_accounts_exempt', table_name='accounts')
     op.drop_index('ix_accounts_email_lower', table_name='accounts')
     op.drop_index('ix_accounts_name_lower', table_name='accounts')
     with op.batch_alter_table('accounts', schema=None) as batch_op:

@@ -2,7 +2,8 @@
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, false, func, true
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, false, func,
+                        text, true)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.extensions import db
@@ -64,7 +65,8 @@ class Account(db.Model):
         Index("ix_accounts_email_lower", func.lower(email)),
         Index("ix_accounts_customer_class_id", "customer_class_id"),
         Index("ix_accounts_last_activity_at", "last_activity_at"),
-        Index("ix_accounts_balance_cents", "balance_cents"),
+        Index("ix_accounts_balance_cents", "balance_cents", "id"),  # keyset pages sorted by balance
+        Index("ix_accounts_exempt", "id", sqlite_where=text("exempt"), postgresql_where=text("exempt")),
         Index("ix_accounts_suspended_by_run_id", "suspended_by_run_id"),
     )
 
