@@ -5,6 +5,7 @@ import click
 from flask.cli import with_appcontext
 
 from portal import seed as seed_module
+from portal.cli_accounts import account
 
 demo = click.Group("demo", help="Demo data.")
 
@@ -64,4 +65,4 @@ def outbox_deliver():
     click.echo(f"Sent {sent}, failed {failed}.")
 
 
-COMMANDS = [demo, outbox_deliver]
+COMMANDS = [demo, outbox_deliver, account]

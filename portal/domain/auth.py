@@ -27,9 +27,13 @@ def new_session_token():
 def authenticate(email, password, now=None):
     """Return the user for these credentials if the gate lets them sign in.
 
+    The password is checked before the gate, so only someone who knows it learns that the account
+    is suspended; a wrong password gets the one generic message whatever the account's state.
+
     Args:
         email: as typed (case and surrounding spaces ignored).
         password: as typed.
+        now: the time of sign-in (default now).
 
     Raises:
         InvalidCredentials: unknown email or wrong password (one message for both).
@@ -44,6 +48,7 @@ def authenticate(email, password, now=None):
         raise InvalidCredentials()
     decision = may(user, "login", user.account)
     if not decision:
+        db.session.rollback()
         raise LoginRefused(decision.message)
     user.last_login_at = now or utcnow()
     db.session.commit()
@@ -63,6 +68,6 @@ def load_session_user(session_id):
         user = db.session.get(User, int(user_id))
     except (ValueError, AttributeError):
         return None
-    if user is None or not secrets.compare_digest(user.session_token, token):
+    if user is None or not secrets.compare_digest(user.session_token.encode(), token.encode()):
         return None
     return user

@@ -8,6 +8,11 @@ from dataclasses import dataclass
 
 from flask import current_app, has_app_context
 
+from portal.domain.errors import PermissionDenied
+
+# The states stored in accounts.status, which the gate reads. The dunning schedule derives the
+# "pending" and "delayed" states for display (STATE_LABELS); service follows the stored state until
+# the scheduled date, so those never reach the gate.
 STATES = ("active", "limited", "suspended", "cancelled")
 STATE_LABELS = {
     "active": "Active",
@@ -70,6 +75,7 @@ BOOKING_LIMITED = ("Service on your account is limited because of overdue invoic
 LIMITED_FEATURE = ("Service on your account is limited because of overdue invoices. "
                    "Paying them restores this at once; questions: {billing_contact}.")
 CANCELLED = "This account has been cancelled. Please contact {billing_contact} if you believe this is a mistake."
+UNKNOWN_STATE = "This account is not available right now. Please contact {billing_contact}."
 PAUSED = "Paused while the account is suspended."
 PAUSED_LIMITED = "Paused while the account's service is limited."
 
@@ -170,6 +176,9 @@ def may(actor, action, account):
 
     Returns:
         Decision(allowed, message); the message is ready to show to the actor.
+
+    Raises:
+        ValueError: action is not one of ACTIONS (a programming error, not a refusal).
     """
     role = _role_of(actor)
     if action not in ACTIONS:
@@ -182,10 +191,22 @@ def may(actor, action, account):
     if getattr(actor, "disabled", False):
         return Decision(False, "This sign-in has been disabled.")
     state = account.status if account is not None else "active"
-    message = TABLE[(state, role, action)]
+    message = TABLE.get((state, role, action), UNKNOWN_STATE)  # an unknown state refuses, never crashes
     if message is None:
         return Decision(True)
     return Decision(False, message.format(billing_contact=_billing_contact()))
+
+
+def require(actor, action, account):
+    """Ask the gate and raise if it refuses; the domain functions' way of calling may().
+
+    Raises:
+        PermissionDenied: the gate refused; its message says why and what to do.
+    """
+    decision = may(actor, action, account)
+    if not decision:
+        raise PermissionDenied(decision.message)
+    return decision
 
 
 def banner_for(actor, account):

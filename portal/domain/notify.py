@@ -1,22 +1,53 @@
-"""The email outbox: rows written in the action's transaction, delivered later by an RQ job."""
+"""The email outbox: rows written in the action's transaction, delivered later by an RQ job.
+
+An email's life: `pending` (waiting) or `held` (its recipient's email is paused by the gate, e.g. a
+member of a suspended account) -> `sending` (claimed by one delivery run) -> `sent`, or back to
+`pending` after a failure, or `failed` after MAX_ATTEMPTS. While an email is `sending`, `sent_at`
+holds the time of the claim, so a claim left behind by a killed worker is taken back after
+CLAIM_LEASE (the email may then go out twice: delivery is at least once, never lost).
+"""
 import logging
 import smtplib
+from datetime import timedelta
 from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
 
-from flask import current_app, render_template
+from flask import current_app
 from sqlalchemy import select, update
 
-from portal.domain.gate import may
+from portal.domain.gate import REASONS, SUSPENSION_BANNERS, may
 from portal.extensions import QUEUE_MAIL, db, get_queue
-from portal.models import OutboxEmail, User
+from portal.models import Account, OutboxEmail, User
 from portal.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 20
+CLAIM_LEASE = timedelta(minutes=10)
+MEMBER_ROLES = ("tier_manager", "user")
+CUSTOMER_ROLES = ("account_manager",) + MEMBER_ROLES
+DELIVERY_JOB_ID = "deliver-outbox"
+DEFAULT_RETRY_INTERVALS = [10, 30, 60, 120, 300]  # seconds; the last one repeats
+DEFAULT_RETRY_MAX = 300  # with the 5-minute interval: about a day of retries before RQ gives up
+# Errors that say the SMTP server cannot be reached or talked to: stop this run, retry later.
+SERVER_ERRORS = (OSError, smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, smtplib.SMTPHeloError,
+                 smtplib.SMTPNotSupportedError)
 
 
-def queue_email(user, kind, subject, template, account=None, **context):
-    """Add an email for user to the outbox (held if the gate pauses the user's email); return it.
+def render_email(template, **context):
+    """Render a plain-text email template under templates/email/ (no page context, works in jobs and CLI)."""
+    context.setdefault("billing_contact", current_app.config["BILLING_CONTACT"])
+    context.setdefault("reasons", REASONS)
+    context.setdefault("banners", SUSPENSION_BANNERS)
+    return current_app.jinja_env.get_template(f"email/{template}").render(**context)
+
+
+def _mail_paused(user, account):
+    """True when the gate pauses this customer's email (e.g. a member of a suspended account)."""
+    return user.role in CUSTOMER_ROLES and not may(user, "receive_email", account)
+
+
+def queue_email(user, kind, subject, template, account=None, now=None, **context):
+    """Add an email for user to the current transaction's outbox and return it (the caller commits).
 
     Args:
         user: the recipient User.
@@ -24,14 +55,17 @@ def queue_email(user, kind, subject, template, account=None, **context):
         subject: the subject line.
         template: a Jinja template under templates/email/ rendering the plain-text body.
         account: the account the email is about (default: the user's own).
+        now: when it was queued (default now).
         context: values for the template.
+
+    The email is `held` instead of `pending` when the gate pauses the recipient's email; release_held
+    lets it go on reactivation.
     """
     account = account if account is not None else user.account
-    held = user.role in ("account_manager", "tier_manager", "user") and not may(user, "receive_email", account)
-    body = render_template(f"email/{template}", user=user, account=account,
-                           billing_contact=current_app.config["BILLING_CONTACT"], **context)
-    email = OutboxEmail(account_id=account.id if account else None, user_id=user.id, kind=kind,
-                        to_addr=user.email, subject=subject, body=body,
+    held = _mail_paused(user, account)
+    body = render_email(template, user=user, account=account, **context)
+    email = OutboxEmail(created_at=now or utcnow(), account_id=account.id if account else None, user_id=user.id,
+                        kind=kind, to_addr=user.email, subject=subject, body=body,
                         status="held" if held else "pending")
     db.session.add(email)
     return email
@@ -40,67 +74,154 @@ def queue_email(user, kind, subject, template, account=None, **context):
 def account_managers(account_id):
     """Return the account managers of an account who receive email."""
     stmt = select(User).where(User.account_id == account_id, User.role == "account_manager",
-                              User.disabled.is_(False), User.email_notifications.is_(True))
+                              User.disabled.is_(False), User.email_notifications.is_(True)).order_by(User.id)
     return list(db.session.scalars(stmt))
+
+
+def hold_members_mail(account_id):
+    """Hold the pending emails of the account's tier managers and users (on suspension); return how many."""
+    members = select(User.id).where(User.account_id == account_id, User.role.in_(MEMBER_ROLES))
+    result = db.session.execute(update(OutboxEmail)
+                                .where(OutboxEmail.account_id == account_id, OutboxEmail.status == "pending",
+                                       OutboxEmail.user_id.in_(members))
+                                .values(status="held").execution_options(synchronize_session=False))
+    return result.rowcount
 
 
 def release_held(account_id):
     """Mark the account's held emails pending again (after reactivation); return how many."""
     result = db.session.execute(update(OutboxEmail)
                                 .where(OutboxEmail.account_id == account_id, OutboxEmail.status == "held")
-                                .values(status="pending"))
+                                .values(status="pending").execution_options(synchronize_session=False))
     return result.rowcount
 
 
 def kick_delivery():
-    """Ask a worker to deliver pending email now; if Redis is down the scheduled retry picks it up."""
+    """Ask a worker to deliver pending email now; return False if Redis could not be reached.
+
+    Call it after the commit that queued the emails. The job has a fixed id (one delivery job at a
+    time) and retries with growing intervals while SMTP is down; whatever stays pending is also sent
+    by the next kick or by `flask outbox-deliver`.
+    """
     from rq import Retry
 
+    config = current_app.config
     try:
-        get_queue(QUEUE_MAIL).enqueue("portal.jobs.deliver_outbox", job_id="deliver-outbox",
-                                      retry=Retry(max=10, interval=[10, 30, 60, 120, 300]),
-                                      job_timeout=300)
-    except Exception as exc:  # noqa: BLE001 - delivery is retried by the periodic job
+        get_queue(QUEUE_MAIL).enqueue(
+            "portal.jobs.deliver_outbox", job_id=DELIVERY_JOB_ID, job_timeout=300,
+            retry=Retry(max=config.get("MAIL_RETRY_MAX", DEFAULT_RETRY_MAX),
+                        interval=config.get("MAIL_RETRY_INTERVALS", DEFAULT_RETRY_INTERVALS)))
+    except Exception as exc:  # noqa: BLE001 - the email is safe in the outbox; the next kick sends it
         log.warning("could not enqueue email delivery: %s", exc)
         return False
     return True
 
 
-def _send(email):
+def _message(email):
     msg = EmailMessage()
     msg["From"] = current_app.config["MAIL_FROM"]
     msg["To"] = email.to_addr
     msg["Subject"] = email.subject
+    msg["Date"] = formatdate(localtime=False)
+    msg["Message-ID"] = make_msgid(idstring=f"outbox-{email.id}")
     msg.set_content(email.body)
-    cfg = current_app.config
-    with smtplib.SMTP(cfg["SMTP_HOST"], cfg["SMTP_PORT"], timeout=cfg["SMTP_TIMEOUT"]) as smtp:
-        smtp.send_message(msg)
+    return msg
 
 
-def deliver_pending(limit=200):
-    """Send pending emails over SMTP, oldest first; return (sent, failed).
+def _claim(email_id, now):
+    """Take one pending email for this run (compare-and-set); False if another run has it."""
+    result = db.session.execute(update(OutboxEmail)
+                                .where(OutboxEmail.id == email_id, OutboxEmail.status == "pending")
+                                .values(status="sending", sent_at=now, attempts=OutboxEmail.attempts + 1)
+                                .execution_options(synchronize_session=False))
+    db.session.commit()
+    return result.rowcount == 1
 
-    Each email is marked sent in its own commit right after SMTP accepts it, so a crash never
-    sends one twice from this side. A failure leaves the email pending with its error and count.
+
+def _finish(email_id, error=None):
+    """Record the outcome of a claimed email and commit."""
+    email = db.session.get(OutboxEmail, email_id, populate_existing=True)
+    if error is None:
+        email.status, email.sent_at, email.last_error = "sent", utcnow(), None
+    else:
+        email.status = "failed" if email.attempts >= MAX_ATTEMPTS else "pending"
+        email.sent_at, email.last_error = None, str(error)[:500] or error.__class__.__name__
+    db.session.commit()
+
+
+def _hold_if_paused(email):
+    """Hold an email whose recipient's mail the gate now pauses (suspended after it was queued)."""
+    user = db.session.get(User, email.user_id) if email.user_id else None
+    account = db.session.get(Account, email.account_id) if email.account_id else None
+    if user is None or not _mail_paused(user, account if account is not None else user.account):
+        return False
+    db.session.execute(update(OutboxEmail).where(OutboxEmail.id == email.id, OutboxEmail.status == "pending")
+                       .values(status="held").execution_options(synchronize_session=False))
+    db.session.commit()
+    return True
+
+
+def _reclaim_stale(now):
+    db.session.execute(update(OutboxEmail)
+                       .where(OutboxEmail.status == "sending", OutboxEmail.sent_at < now - CLAIM_LEASE)
+                       .values(status="pending", sent_at=None).execution_options(synchronize_session=False))
+    db.session.commit()
+
+
+class _Connection:
+    """One SMTP connection per delivery run, opened on first use."""
+
+    def __init__(self):
+        self.smtp = None
+
+    def send(self, msg):
+        if self.smtp is None:
+            cfg = current_app.config
+            self.smtp = smtplib.SMTP(cfg["SMTP_HOST"], cfg["SMTP_PORT"], timeout=cfg["SMTP_TIMEOUT"])
+        self.smtp.send_message(msg)
+
+    def close(self):
+        if self.smtp is not None:
+            try:
+                self.smtp.quit()
+            except (OSError, smtplib.SMTPException):
+                self.smtp.close()
+
+
+def deliver_pending(batch=200, now=None):
+    """Send pending emails over SMTP, oldest first, until none are left; return (sent, failed).
+
+    Each email is claimed (compare-and-set) before it is sent, so two runs at once never send it twice,
+    and marked sent in its own commit right after the server accepts it. An email the server refuses
+    goes back to pending with its error (failed after MAX_ATTEMPTS); when the server cannot be
+    reached the run stops at once and everything not sent stays pending for the next run.
     """
-    ids = list(db.session.scalars(select(OutboxEmail.id).where(OutboxEmail.status == "pending")
-                                  .order_by(OutboxEmail.id).limit(limit)))
+    _reclaim_stale(now or utcnow())
     sent = failed = 0
-    for email_id in ids:
-        email = db.session.get(OutboxEmail, email_id)
-        if email is None or email.status != "pending":
-            continue
-        try:
-            _send(email)
-        except (OSError, smtplib.SMTPException) as exc:
-            email.attempts += 1
-            email.last_error = str(exc)[:500]
-            if email.attempts >= MAX_ATTEMPTS:
-                email.status = "failed"
-            db.session.commit()
-            failed += 1
-            continue
-        email.status, email.sent_at, email.attempts = "sent", utcnow(), email.attempts + 1
-        db.session.commit()
-        sent += 1
-    return sent, failed
+    last_id = 0
+    connection = _Connection()
+    try:
+        while True:
+            emails = list(db.session.scalars(select(OutboxEmail)
+                                             .where(OutboxEmail.status == "pending", OutboxEmail.id > last_id)
+                                             .order_by(OutboxEmail.id).limit(batch)))
+            if not emails:
+                return sent, failed
+            for email in emails:
+                last_id = email.id
+                if _hold_if_paused(email) or not _claim(email.id, utcnow()):
+                    continue
+                try:
+                    connection.send(_message(email))
+                except SERVER_ERRORS as exc:
+                    _finish(email.id, exc)
+                    log.warning("SMTP server unavailable (%s); %d email(s) sent this run", exc, sent)
+                    return sent, failed + 1
+                except smtplib.SMTPException as exc:
+                    _finish(email.id, exc)
+                    failed += 1
+                    continue
+                _finish(email.id)
+                sent += 1
+    finally:
+        connection.close()

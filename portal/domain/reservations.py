@@ -3,8 +3,8 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 
-from portal.domain.errors import PermissionDenied, ValidationFailed
-from portal.domain.gate import may
+from portal.domain.errors import Conflict, ValidationFailed
+from portal.domain.gate import require
 from portal.extensions import db
 from portal.models import Account, Reservation
 from portal.timeutil import utcnow
@@ -46,29 +46,39 @@ def _parse(starts_at, party_size, note, now):
 
 
 def book(actor, starts_at, party_size, note=None, now=None):
-    """Book a reservation on the actor's own account.
+    """Book a reservation on the actor's own account, if the gate allows it.
+
+    The gate is asked first, so a refused customer sees why before any field errors. The insert is
+    tied to the account state the gate read (compare-and-set), so a booking racing a suspension
+    either lands before it or is refused; never after it.
 
     Args:
         actor: a customer User.
         starts_at: ISO date-time text of the reservation.
         party_size: number of guests (1..50).
-        note: optional note.
+        note: optional note, up to 500 characters.
         now: the time of booking (default now).
 
+    Returns:
+        The new Reservation.
+
     Raises:
-        PermissionDenied: the gate refuses (suspended or limited account); nothing is stored.
-        ValidationFailed: bad fields.
+        PermissionDenied: the gate refuses (suspended, limited or cancelled account); nothing is stored.
+        ValidationFailed: bad fields; nothing is stored.
     """
     now = now or utcnow()
-    account = db.session.get(Account, actor.account_id) if actor.account_id else None
-    decision = may(actor, "book_reservation", account)
-    if not decision:
-        raise PermissionDenied(decision.message)
+    account = db.session.get(Account, actor.account_id, populate_existing=True) if actor.account_id else None
+    require(actor, "book_reservation", account)
     when, size, note = _parse(starts_at, party_size, note, now)
     reservation = Reservation(account_id=account.id, user_id=actor.id, created_at=now, starts_at=when,
                               party_size=size, note=note)
     db.session.add(reservation)
-    db.session.execute(update(Account).where(Account.id == account.id)
-                       .values(last_activity_at=now).execution_options(synchronize_session=False))
+    touched = db.session.execute(update(Account).where(Account.id == account.id, Account.status == account.status)
+                                 .values(last_activity_at=now).execution_options(synchronize_session=False))
+    if touched.rowcount != 1:  # the account changed state since the gate read it: ask again
+        db.session.rollback()
+        account = db.session.get(Account, actor.account_id, populate_existing=True)
+        require(actor, "book_reservation", account)
+        raise Conflict("Your account changed while you were booking. Nothing was booked; please try again.")
     db.session.commit()
     return reservation

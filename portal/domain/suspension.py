@@ -1,18 +1,41 @@
-"""Suspend and reactivate an account with a reason: one transaction each, audited, emails queued."""
+"""Suspend and reactivate an account with a reason: one transaction each, audited, emails queued.
+
+Suspension is an overlay: only the account's status columns change. Users, settings, campaigns,
+listings and profiles are never touched, so reactivation restores them exactly by construction.
+"""
 from sqlalchemy import update
 
 from portal.domain import audit, notify
-from portal.domain.errors import Conflict, InvalidTransition, PermissionDenied, ValidationFailed
-from portal.domain.gate import REASONS, STATE_LABELS, may
+from portal.domain.errors import AccountNotFound, Conflict, InvalidTransition, ValidationFailed
+from portal.domain.gate import REASONS, STATE_LABELS, require
 from portal.extensions import db
 from portal.models import Account
 from portal.timeutil import utcnow
 
 NOTE_MAX = 500
 
+# Which stored states each action may start from, and where it leads.
+TRANSITIONS = {
+    "suspend": (("active", "limited"), "suspended"),
+    "reactivate": (("suspended", "limited"), "active"),
+}
+
+
+def actions_for(account):
+    """Return the status actions possible on the account now, e.g. ("suspend",) or ("suspend", "reactivate")."""
+    return tuple(action for action, (sources, _target) in TRANSITIONS.items() if account.status in sources)
+
 
 def validate_reason(category, note):
-    """Return (category, note) cleaned, or raise ValidationFailed naming the fields at fault."""
+    """Return (category, note) cleaned.
+
+    Args:
+        category: one of gate.REASONS (surrounding spaces ignored).
+        note: why, 1..NOTE_MAX characters once trimmed.
+
+    Raises:
+        ValidationFailed: field_errors names reason_category and/or reason_note.
+    """
     errors = {}
     category = (category or "").strip()
     note = (note or "").strip()
@@ -29,23 +52,48 @@ def validate_reason(category, note):
     return category, note
 
 
-def _load_for_change(actor, action, account_id, expected_version):
-    account = db.session.get(Account, account_id)
-    if account is None:
-        from portal.domain.errors import AccountNotFound
+def _parse_version(expected_version):
+    if expected_version is None:
+        return None
+    try:
+        return int(expected_version)
+    except (TypeError, ValueError):
+        raise Conflict("This form is out of date or incomplete. Nothing was changed; "
+                       "reopen it and try again.") from None
 
+
+def _load_for_change(actor, action, account_id, expected_version):
+    """Load the account fresh from the database, ask the gate, and check the form is not stale."""
+    try:
+        account = db.session.get(Account, int(account_id), populate_existing=True)
+    except (TypeError, ValueError):
+        account = None
+    if account is None:
         raise AccountNotFound()
-    decision = may(actor, action, account)
-    if not decision:
-        raise PermissionDenied(decision.message)
-    if expected_version is not None and int(expected_version) != account.version:
+    require(actor, action, account)
+    expected = _parse_version(expected_version)
+    if expected is not None and expected != account.version:
         raise Conflict(f"Account {account.number} changed since you opened this form "
-                       f"(it is now {STATE_LABELS[account.status]}). Nothing was changed; review it and try again.")
+                       f"(it is now {STATE_LABELS[account.status]}). Nothing was changed; "
+                       "review it and try again.", current_status=account.status)
     return account
 
 
+def _check_transition(account, action):
+    sources, _target = TRANSITIONS[action]
+    if account.status not in sources:
+        allowed = {"suspend": "an active or limited account can be suspended",
+                   "reactivate": "a suspended or limited account can be reactivated"}[action]
+        raise InvalidTransition(f"Account {account.number} is {STATE_LABELS[account.status].lower()}; only "
+                                f"{allowed}. Nothing was changed.", current_status=account.status)
+
+
 def _compare_and_set(account, before, values):
-    """Apply values only if the account is still in state `before` at the version we read."""
+    """Apply values only if the row is still in state `before` at the version read; bump the version.
+
+    Two admins acting at once both read the same version; the database lets exactly one UPDATE
+    match, and the other gets Conflict (no lost update) with nothing changed.
+    """
     result = db.session.execute(
         update(Account)
         .where(Account.id == account.id, Account.status == before, Account.version == account.version)
@@ -53,44 +101,67 @@ def _compare_and_set(account, before, values):
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
+        number = account.number
         db.session.rollback()
-        raise Conflict(f"Account {account.number} was changed by someone else at the same moment. "
-                       "Nothing was changed; reload and try again.")
+        raise Conflict(f"Account {number} was changed by someone else at the same moment. "
+                       "Nothing was changed; reload it and try again.")
     db.session.refresh(account)
+
+
+def _status_values(action, category, note, now):
+    """Return the account columns an action writes: the overlay on suspend, cleared on reactivate."""
+    if action == "suspend":
+        return dict(status="suspended", status_reason=category, status_note=note, status_source="manual",
+                    status_changed_at=now, suspended_by_run_id=None)
+    return dict(status="active", status_reason=None, status_note=None, status_source=None,
+                status_changed_at=now, suspended_by_run_id=None)
+
+
+def _change_status(actor, action, account_id, reason_category, reason_note, expected_version, now):
+    """Check, compare-and-set the status and write the audit event; return (account, category, note)."""
+    account = _load_for_change(actor, action, account_id, expected_version)
+    category, note = validate_reason(reason_category, reason_note)
+    _check_transition(account, action)
+    before = account.status
+    target = TRANSITIONS[action][1]
+    _compare_and_set(account, before, _status_values(action, category, note, now))
+    past = "suspended" if action == "suspend" else "reactivated"
+    audit.record(past, account.id, actor, reason_category=category, reason_note=note,
+                 state_before=before, state_after=target, data={"version": account.version}, now=now)
+    return account, category, note
 
 
 def suspend(actor, account_id, reason_category, reason_note, expected_version=None, now=None):
     """Suspend an account for a reason; its account managers are emailed.
 
+    The account's members lose sign-in at once (the gate reads the new state on their next request);
+    their pending emails are held until reactivation.
+
     Args:
-        actor: the super admin acting.
+        actor: the super admin acting (a User).
         account_id: the account to suspend.
         reason_category: one of gate.REASONS.
         reason_note: why, up to 500 characters.
-        expected_version: the version the actor saw (stale forms are refused).
+        expected_version: the account version the actor saw; a stale form is refused (None: no check).
         now: the time of the action (default now).
 
     Returns:
         The suspended Account.
 
     Raises:
-        ValidationFailed, AccountNotFound, PermissionDenied, InvalidTransition, Conflict.
+        AccountNotFound: no such account.
+        PermissionDenied: the actor is not a super admin.
+        ValidationFailed: missing or unknown reason, note missing or too long.
+        InvalidTransition: the account is not active or limited.
+        Conflict: the account changed since expected_version, or another admin changed it at the same moment.
     """
-    category, note = validate_reason(reason_category, reason_note)
-    account = _load_for_change(actor, "suspend", account_id, expected_version)
-    before = account.status
-    if before not in ("active", "limited"):
-        raise InvalidTransition(f"Account {account.number} is {STATE_LABELS[before].lower()}; "
-                                "only an active or limited account can be suspended.")
     now = now or utcnow()
-    _compare_and_set(account, before, dict(status="suspended", status_reason=category, status_note=note,
-                                           status_source="manual", status_changed_at=now,
-                                           suspended_by_run_id=None))
-    audit.record("suspended", account.id, actor, reason_category=category, reason_note=note,
-                 state_before=before, state_after="suspended", now=now)
+    account, category, note = _change_status(actor, "suspend", account_id, reason_category, reason_note,
+                                             expected_version, now)
+    notify.hold_members_mail(account.id)
     for manager in notify.account_managers(account.id):
         notify.queue_email(manager, "account_suspended", f"Your account {account.number} has been suspended",
-                           "account_suspended.txt", account=account, reason=category, note=note)
+                           "account_suspended.txt", account=account, reason=category, note=note, now=now)
     db.session.commit()
     notify.kick_delivery()
     return account
@@ -100,35 +171,31 @@ def reactivate(actor, account_id, reason_category, reason_note, expected_version
     """Reactivate a suspended or limited account: the overlay goes and everything is as it was.
 
     Args:
-        actor: the super admin acting.
+        actor: the super admin acting (a User).
         account_id: the account to reactivate.
         reason_category: one of gate.REASONS.
         reason_note: why, up to 500 characters.
-        expected_version: the version the actor saw (stale forms are refused).
+        expected_version: the account version the actor saw; a stale form is refused (None: no check).
         now: the time of the action (default now).
 
     Returns:
         The reactivated Account.
 
     Raises:
-        ValidationFailed, AccountNotFound, PermissionDenied, InvalidTransition, Conflict.
+        AccountNotFound: no such account.
+        PermissionDenied: the actor is not a super admin.
+        ValidationFailed: missing or unknown reason, note missing or too long.
+        InvalidTransition: the account is not suspended or limited (e.g. active or cancelled).
+        Conflict: the account changed since expected_version, or another admin changed it at the same moment.
     """
-    category, note = validate_reason(reason_category, reason_note)
-    account = _load_for_change(actor, "reactivate", account_id, expected_version)
-    before = account.status
-    if before not in ("suspended", "limited"):
-        raise InvalidTransition(f"Account {account.number} is {STATE_LABELS[before].lower()}; "
-                                "only a suspended or limited account can be reactivated.")
     now = now or utcnow()
-    _compare_and_set(account, before, dict(status="active", status_reason=None, status_note=None,
-                                           status_source=None, status_changed_at=now,
-                                           suspended_by_run_id=None))
-    audit.record("reactivated", account.id, actor, reason_category=category, reason_note=note,
-                 state_before=before, state_after="active", now=now)
+    account, category, note = _change_status(actor, "reactivate", account_id, reason_category, reason_note,
+                                             expected_version, now)
     notify.release_held(account.id)
     for manager in notify.account_managers(account.id):
         notify.queue_email(manager, "account_reactivated", f"Your account {account.number} is active again",
-                           "account_reactivated.txt", account=account, reason=category, note=note)
+                           "account_reactivated.txt", account=account, reason=category, note=note, now=now)
     db.session.commit()
     notify.kick_delivery()
     return account
+

@@ -3,7 +3,7 @@ from flask import Blueprint, flash, request
 from flask_login import current_user
 
 from portal.domain import reservations as reservations_domain
-from portal.domain.errors import PermissionDenied, ValidationFailed
+from portal.domain.errors import Conflict, PermissionDenied, ValidationFailed
 from portal.domain.gate import may
 from portal.web.access import CUSTOMERS, roles_required
 from portal.web.helpers import redirect_after_post, render
@@ -35,7 +35,7 @@ def book():
         reservations_domain.book(current_user, form.get("starts_at"), form.get("party_size"), form.get("note"))
     except ValidationFailed as exc:
         return _page(422, form, exc.field_errors)
-    except PermissionDenied as exc:
+    except (PermissionDenied, Conflict) as exc:  # nothing was stored; say why in place of the form
         return _page(422, form, refusal=exc.message)
     flash("Your reservation is booked.", "success")
     return redirect_after_post("reservations.index")

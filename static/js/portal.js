@@ -23,7 +23,44 @@
   });
   document.addEventListener("htmx:afterSwap", function (evt) {
     var dialog = evt.detail.target.querySelector && evt.detail.target.querySelector("dialog[data-autoopen]");
-    if (dialog && !dialog.open) { dialog.showModal(); }
+    if (dialog && !dialog.open) {
+      var opener = (evt.detail.requestConfig && evt.detail.requestConfig.elt) || document.activeElement;
+      dialog._opener = opener;
+      dialog._openerId = opener && opener.id;
+      dialog.showModal();
+    }
+  });
+  // Dialogs: Escape or Cancel closes them and gives focus back to what opened them (or its
+  // replacement with the same id); a conflict (409) is shown inside the dialog; a successful
+  // post whose response replaces the dialog closes it first.
+  document.addEventListener("close", function (evt) {
+    var dialog = evt.target;
+    if (!dialog.matches || !dialog.matches("dialog[data-autoopen]")) return;
+    var opener = dialog._opener;
+    var back = (opener && opener.isConnected) ? opener : (dialog._openerId && document.getElementById(dialog._openerId));
+    (back || document.getElementById("main")).focus();
+    setTimeout(function () { if (dialog.isConnected && !dialog.open) dialog.remove(); }, 0);
+  }, true);
+  document.addEventListener("click", function (evt) {
+    var closer = evt.target.closest && evt.target.closest("[data-dialog-close]");
+    var dialog = closer && closer.closest("dialog[data-autoopen]");
+    if (dialog && dialog.open) { evt.preventDefault(); dialog.close(); }
+  });
+  document.addEventListener("htmx:beforeSwap", function (evt) {
+    var target = evt.detail.target;
+    var dialog = target && target.closest && target.closest("dialog[data-autoopen]");
+    if (!dialog) return;
+    var status = evt.detail.xhr.status;
+    if (status === 409) { evt.detail.shouldSwap = true; evt.detail.isError = false; }
+    if (status >= 200 && status < 300 && target === dialog && dialog.open) dialog.close();
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    var dialog = document.querySelector("dialog[data-autoopen][open]");
+    var problem = dialog && dialog.querySelector("[aria-invalid=true], [role=alert]");
+    if (problem && !dialog.contains(document.activeElement)) {
+      if (!problem.matches("input, select, textarea")) problem.setAttribute("tabindex", "-1");
+      problem.focus();
+    }
   });
   window.portalToast = toast;
 })();

@@ -1,0 +1,73 @@
+"""`flask account suspend|reactivate`: thin click wrappers over portal.domain.suspension."""
+import click
+from flask.cli import with_appcontext
+from sqlalchemy import func, select
+
+from portal.domain import suspension
+from portal.domain.errors import DomainError, ValidationFailed
+from portal.domain.gate import REASONS, STATE_LABELS
+from portal.extensions import db
+from portal.models import Account, User
+
+account = click.Group("account", help="Suspend or reactivate one account, with a reason (as a super admin).")
+
+
+def find_account(number_or_id):
+    """Return the account whose number (as typed or upper-case) or id is given, or raise a click error."""
+    text = (number_or_id or "").strip()
+    found = db.session.scalar(select(Account).where(Account.number.in_({text, text.upper()})))  # unique index
+    if found is None and text.isdigit():
+        found = db.session.get(Account, int(text))
+    if found is None:
+        raise click.ClickException(f"No account with number or id {text!r}.")
+    return found
+
+
+def find_actor(email):
+    """Return the user signing the action, or raise a click error."""
+    actor = db.session.scalar(select(User).where(func.lower(User.email) == (email or "").strip().lower()))
+    if actor is None:
+        raise click.ClickException(f"No user with email {email!r}.")
+    return actor
+
+
+def _change(action, number_or_id, reason, note, actor_email):
+    target = find_account(number_or_id)
+    before = target.status
+    try:
+        changed = getattr(suspension, action)(find_actor(actor_email), target.id, reason, note)
+    except ValidationFailed as exc:
+        raise click.ClickException(" ".join(exc.field_errors.values())) from None
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"Account {changed.number} ({changed.name}): {STATE_LABELS[before]} -> {STATE_LABELS[changed.status]}.")
+
+
+_options = [
+    click.argument("number_or_id"),
+    click.option("--reason", "reason", required=True, help=f"Reason category: {', '.join(REASONS)}."),
+    click.option("--note", required=True, help=f"Why, up to {suspension.NOTE_MAX} characters."),
+    click.option("--as", "actor_email", required=True, metavar="EMAIL", help="The super admin acting."),
+]
+
+
+def _with_options(command):
+    for option in reversed(_options):
+        command = option(command)
+    return command
+
+
+@account.command("suspend")
+@_with_options
+@with_appcontext
+def suspend_command(number_or_id, reason, note, actor_email):
+    """Suspend an account (by number or id) with a reason; its account managers are emailed."""
+    _change("suspend", number_or_id, reason, note, actor_email)
+
+
+@account.command("reactivate")
+@_with_options
+@with_appcontext
+def reactivate_command(number_or_id, reason, note, actor_email):
+    """Reactivate a suspended or limited account (by number or id) with a reason."""
+    _change("reactivate", number_or_id, reason, note, actor_email)
