@@ -1,12 +1,14 @@
 """Map domain errors and HTTP errors to friendly pages (or short fragments for htmx)."""
 import logging
 
-from flask import jsonify, make_response, render_template, request
+from flask import current_app, jsonify, make_response, render_template, request
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from portal.domain.errors import DomainError
 from portal.extensions import db
+from portal.web.session import to_login
 
 log = logging.getLogger(__name__)
 
@@ -14,6 +16,13 @@ TITLES = {
     400: "Bad request", 401: "Please sign in", 403: "Not allowed", 404: "Not found", 405: "Not allowed",
     409: "Conflict", 422: "Please check your input", 429: "Too many attempts", 500: "Something went wrong",
 }
+
+
+def _session_expired():
+    """True when a signed-in-only page is posted to without a signed-in session (it expired or ended)."""
+    view = current_app.view_functions.get(request.endpoint)
+    return (view is not None and getattr(view, "allowed_roles", None) != "public"
+            and not current_user.is_authenticated)
 
 
 def _wants_json():
@@ -44,6 +53,8 @@ def init_app(app):
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc):
+        if _session_expired():
+            return to_login("Your session has expired. Please sign in again.", "info")
         return error_response(400, "Your form expired or was sent from elsewhere. Reload the page and try again.")
 
     @app.errorhandler(HTTPException)

@@ -1,4 +1,6 @@
 """Flask-Login wiring: who is signed in, and the gate asked on every request."""
+from urllib.parse import urlsplit
+
 from flask import flash, make_response, redirect, request, url_for
 from flask_login import current_user, logout_user
 
@@ -7,11 +9,18 @@ from portal.domain.gate import may
 from portal.extensions import login_manager
 
 
-def _to_login(message=None, category="error"):
+def to_login(message=None, category="error"):
+    """Send the browser to sign in: a redirect, or for htmx a 401 with HX-Redirect (never a fragment)."""
     if message:
         flash(message, category)
-    target = url_for("auth.login", next=request.full_path if request.method == "GET" else None)
-    if request.headers.get("HX-Request") == "true":
+    htmx = request.headers.get("HX-Request") == "true"
+    if htmx:  # come back to the page the fragment was on, not to the fragment
+        page = urlsplit(request.headers.get("HX-Current-URL", ""))
+        back = (page.path + (f"?{page.query}" if page.query else "")) if page.path else None
+    else:
+        back = request.full_path.rstrip("?") if request.method == "GET" else None
+    target = url_for("auth.login", next=back)
+    if htmx:
         response = make_response("", 401)
         response.headers["HX-Redirect"] = target
         return response
@@ -27,7 +36,7 @@ def init_app(app):
 
     @login_manager.unauthorized_handler
     def unauthorized():
-        return _to_login(login_manager.login_message, "info")
+        return to_login(login_manager.login_message, "info")
 
     @app.before_request
     def end_refused_sessions():
@@ -38,4 +47,4 @@ def init_app(app):
         if decision:
             return None
         logout_user()
-        return _to_login(decision.message)
+        return to_login(decision.message)
