@@ -324,6 +324,7 @@ def upgrade():
     sa.Column('triggered_by_id', sa.Integer(), nullable=True),
     sa.Column('schedule_id', sa.Integer(), nullable=True),
     sa.Column('period_key', sa.String(length=40), nullable=True),
+    sa.Column('lock_key', sa.String(length=20), nullable=True),
     sa.Column('undo_of_run_id', sa.Integer(), nullable=True),
     sa.Column('reason_category', sa.String(length=30), nullable=True),
     sa.Column('reason_note', sa.Text(), nullable=True),
@@ -344,6 +345,7 @@ def upgrade():
     sa.ForeignKeyConstraint(['triggered_by_id'], ['users.id'], name=op.f('fk_sweep_runs_triggered_by_id_users')),
     sa.ForeignKeyConstraint(['undo_of_run_id'], ['sweep_runs.id'], name=op.f('fk_sweep_runs_undo_of_run_id_sweep_runs')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_sweep_runs')),
+    sa.UniqueConstraint('lock_key', name=op.f('uq_sweep_runs_lock_key')),
     sa.UniqueConstraint('period_key', name=op.f('uq_sweep_runs_period_key'))
     )
     op.create_table('sweep_run_chunks',
@@ -364,6 +366,28 @@ def upgrade():
     with op.batch_alter_table('sweep_run_chunks', schema=None) as batch_op:
         batch_op.create_index('ix_sweep_run_chunks_run_id', ['run_id', 'id'], unique=False)
     # ### end Alembic commands ###
+    _insert_sweep_defaults()
+
+
+def _insert_sweep_defaults():
+    """A fresh install sweeps by the shipped rules, monthly on the 1st at 03:00 UTC (editable in the portal)."""
+    import datetime
+
+    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None, microsecond=0)
+    rules = sa.table('suspension_rules', sa.column('name', sa.String), sa.column('enabled', sa.Boolean),
+                     sa.column('inactivity_months', sa.Integer), sa.column('min_balance_cents', sa.BigInteger),
+                     sa.column('overdue_days', sa.Integer), sa.column('created_at', sa.DateTime),
+                     sa.column('updated_at', sa.DateTime))
+    op.bulk_insert(rules, [
+        dict(name='Inactive 12+ months', enabled=True, inactivity_months=12, min_balance_cents=None,
+             overdue_days=None, created_at=now, updated_at=now),
+        dict(name='Balance over $5 unpaid 30+ days', enabled=True, inactivity_months=None, min_balance_cents=500,
+             overdue_days=30, created_at=now, updated_at=now)])
+    schedules = sa.table('sweep_schedules', sa.column('enabled', sa.Boolean), sa.column('mode', sa.String),
+                         sa.column('day_of_month', sa.Integer), sa.column('time_of_day', sa.String),
+                         sa.column('updated_at', sa.DateTime))
+    op.bulk_insert(schedules, [dict(enabled=True, mode='monthly', day_of_month=1, time_of_day='03:00',
+                                    updated_at=now)])
 
 
 def downgrade():

@@ -52,6 +52,8 @@ class SweepRun(db.Model):
     triggered_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     schedule_id: Mapped[int | None] = mapped_column(ForeignKey("sweep_schedules.id"))
     period_key: Mapped[str | None] = mapped_column(String(40), unique=True)
+    # "sweep" while an exclusive run (clean-up, recurring, undo) is queued or running: one at a time.
+    lock_key: Mapped[str | None] = mapped_column(String(20), unique=True)
     undo_of_run_id: Mapped[int | None] = mapped_column(ForeignKey("sweep_runs.id"))
     reason_category: Mapped[str | None] = mapped_column(String(30))
     reason_note: Mapped[str | None] = mapped_column(Text)
