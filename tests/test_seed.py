@@ -1,0 +1,152 @@
+"""`flask demo seed`: realistic demo data, in bulk, only into an empty database, and the logins to try it."""
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from portal.extensions import db
+from portal.models import Account, Campaign, CustomerClass, Invoice, Listing, Profile, Reservation, User
+from portal.seed import DEMO_LOGINS, DEMO_PASSWORD, seed_demo
+from tests.conftest import AuthActions
+
+AS_OF = datetime(2026, 11, 22, 12, 0)
+ACCOUNTS = 400
+
+
+@pytest.fixture
+def seeded(runner):
+    result = runner.invoke(args=["demo", "seed", "--accounts", str(ACCOUNTS), "--as-of", AS_OF.isoformat()])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def _count(stmt):
+    return db.session.scalar(select(func.count()).select_from(stmt.subquery()))
+
+
+def test_seed_reports_progress_counts_and_the_demo_logins(seeded):
+    out = seeded.output
+    assert "Seeding accounts" in out
+    assert f"Created {ACCOUNTS} accounts in" in out and "accounts/s" in out
+    assert f"password for all: {DEMO_PASSWORD}" in out
+    for email, _name, role, _account in DEMO_LOGINS:
+        assert email in out and role in out
+
+
+def test_seed_creates_the_accounts_and_every_role(seeded, ctx):
+    assert db.session.scalar(select(func.count()).select_from(Account)) == ACCOUNTS
+    roles = set(db.session.scalars(select(User.role).distinct()))
+    assert roles == {"super_admin", "support", "account_manager", "tier_manager", "user"}
+    staff = db.session.scalars(select(User).where(User.role.in_(["super_admin", "support"]))).all()
+    assert staff and all(u.account_id is None for u in staff)
+    customers = db.session.scalars(select(User).where(User.account_id.is_(None), ~User.role.in_(
+        ["super_admin", "support"]))).all()
+    assert customers == []  # every customer person belongs to an account
+
+
+def test_seed_creates_customer_classes_with_dunning_schedules(seeded, ctx):
+    classes = db.session.scalars(select(CustomerClass)).all()
+    assert len(classes) >= 3
+    assert all(c.limit_after_days and c.suspend_after_days > c.limit_after_days for c in classes)
+    used = set(db.session.scalars(select(Account.customer_class_id).distinct()))
+    assert used == {c.id for c in classes}
+
+
+def test_seed_creates_paid_and_overdue_invoices_that_match_balances(seeded, ctx):
+    paid = _count(select(Invoice.id).where(Invoice.paid_at.is_not(None)))
+    overdue = _count(select(Invoice.id).where(Invoice.paid_at.is_(None), Invoice.due_date < AS_OF.date()))
+    overdue_accounts = _count(select(Invoice.account_id).where(
+        Invoice.paid_at.is_(None), Invoice.due_date < AS_OF.date()).distinct())
+    assert paid > overdue > 0
+    assert 0.05 * ACCOUNTS < overdue_accounts < 0.4 * ACCOUNTS
+    open_sum = (select(func.coalesce(func.sum(Invoice.amount_cents), 0)).where(
+        Invoice.account_id == Account.id, Invoice.paid_at.is_(None)).scalar_subquery())
+    assert _count(select(Account.id).where(Account.balance_cents != open_sum)) == 0
+    # Sequence numbers run 1..n within each account.
+    assert _count(select(Invoice.account_id).group_by(Invoice.account_id).having(
+        func.max(Invoice.seq) != func.count())) == 0
+
+
+def test_seed_spreads_reservations_over_two_years(seeded, ctx):
+    two_years_ago = AS_OF - timedelta(days=730)
+    for quarter in range(8):
+        start = two_years_ago + timedelta(days=quarter * 91)
+        in_quarter = _count(select(Reservation.id).where(Reservation.created_at >= start,
+                                                         Reservation.created_at < start + timedelta(days=91)))
+        assert in_quarter > 0, f"no reservations in the quarter starting {start:%Y-%m-%d}"
+    assert db.session.scalar(select(func.max(Reservation.created_at))) <= AS_OF
+
+
+def test_seed_makes_some_accounts_inactive_for_years_and_some_never_active(seeded, ctx):
+    inactive_years = _count(select(Account.id).where(Account.last_activity_at < AS_OF - timedelta(days=730)))
+    assert inactive_years > 0
+    never = db.session.scalars(select(Account).where(Account.last_activity_at.is_(None))).all()
+    assert never
+    assert _count(select(Reservation.id).where(Reservation.account_id.in_([a.id for a in never]))) == 0
+    recent = _count(select(Account.id).where(Account.last_activity_at >= AS_OF - timedelta(days=90)))
+    assert recent > ACCOUNTS / 2  # most accounts are busy
+    # last_activity_at is the time of the account's newest reservation.
+    newest = (select(func.max(Reservation.created_at)).where(Reservation.account_id == Account.id)
+              .scalar_subquery())
+    assert _count(select(Account.id).where(Account.last_activity_at.is_not(None),
+                                           Account.last_activity_at != newest)) == 0
+
+
+def test_seed_gives_the_demo_accounts_their_gated_features(seeded, ctx):
+    for model in (Campaign, Listing, Profile):
+        assert _count(select(model.id).where(model.account_id == 1)) > 0
+
+
+def test_demo_logins_sign_in_to_their_home_pages(seeded, client):
+    homes = {"super_admin": "/accounts", "support": "/accounts", "account_manager": "/my-account",
+             "tier_manager": "/reservations", "user": "/reservations"}
+    auth = AuthActions(client)
+    for email, _name, role, _account in DEMO_LOGINS[:5]:
+        response = auth.login(email, password=DEMO_PASSWORD)
+        assert response.status_code == 303, email
+        assert response.headers["Location"] == homes[role]
+        auth.logout()
+
+
+def test_new_rows_get_fresh_ids_after_seeding(seeded, make):
+    # PostgreSQL sequences moved past the explicitly inserted ids.
+    assert make.account() == ACCOUNTS + 1
+
+
+def test_seed_refuses_a_database_that_has_accounts(seeded, runner, ctx):
+    users_before = db.session.scalar(select(func.count()).select_from(User))
+    result = runner.invoke(args=["demo", "seed", "--accounts", "5"])
+    assert result.exit_code == 1
+    assert "already has accounts" in result.output
+    assert db.session.scalar(select(func.count()).select_from(Account)) == ACCOUNTS
+    assert db.session.scalar(select(func.count()).select_from(User)) == users_before
+
+
+def test_same_seed_builds_the_same_data(ctx):
+
+    seed_demo(30, now=AS_OF, seed=7)
+    first = db.session.execute(select(Account.name, Account.created_at, Account.balance_cents)
+                               .order_by(Account.id)).all()
+    _wipe()
+    seed_demo(30, now=AS_OF, seed=7)
+    again = db.session.execute(select(Account.name, Account.created_at, Account.balance_cents)
+                               .order_by(Account.id)).all()
+    assert first == again
+
+
+def _wipe():
+    for table in reversed(db.metadata.sorted_tables):
+        db.session.execute(table.delete())
+    db.session.commit()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--accounts", "0"], "0 is not in the range"),
+    (["--accounts", "many"], "'many' is not a valid integer"),
+    (["--as-of", "next tuesday"], "use an ISO date"),
+])
+def test_bad_options_are_refused_with_a_message(runner, ctx, args, message):
+    result = runner.invoke(args=["demo", "seed", *args])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert db.session.scalar(select(func.count()).select_from(Account)) == 0
