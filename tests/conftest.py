@@ -273,9 +273,15 @@ def page(browser, live_server):
 
 
 def browser_login(page, email, password=PASSWORD):
-    """Sign in through the real form."""
+    """Sign in through the real form; return once the browser is on the page sign-in led to."""
+    from urllib.parse import urlsplit
+
     page.goto("/login")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    with page.expect_response(lambda r: r.request.method == "POST" and urlsplit(r.url).path == "/login") as sent:
+        page.get_by_role("button", name="Sign in").click()
+    target = sent.value.headers.get("hx-redirect") or sent.value.headers.get("location")
+    if target:  # htmx follows HX-Redirect after the response arrives: wait for that page, not just idleness
+        page.wait_for_url(lambda url: urlsplit(url).path == urlsplit(target).path)
     page.wait_for_load_state("networkidle")
