@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 from portal.domain import suspension
 from portal.extensions import db
 from portal.models import User
-from tests.conftest import browser_login
+from tests.conftest import PASSWORD, browser_login
 
 pytestmark = pytest.mark.browser
 
@@ -51,8 +51,14 @@ def fill_reason(dialog, reason, note):
 
 
 def test_suspend_see_each_role_refused_or_warned_reactivate_and_read_the_timeline(page, new_page, world):
-    member = new_page()
-    browser_login(member, world.member.email)  # the member's page is open before the suspension
+    member = new_page()  # the member's page is open before the suspension, signed in with remember-me
+    member.goto("/login")
+    member.get_by_label("Email").fill(world.member.email)
+    member.get_by_label("Password").fill(PASSWORD)
+    member.get_by_label("Keep me signed in").check()
+    member.get_by_role("button", name="Sign in").click()
+    expect(member).to_have_url(re.compile(r"/reservations$"))
+    assert "remember_token" in [c["name"] for c in member.context.cookies()]
     expect(member.get_by_role("heading", name="Reservations", exact=True)).to_be_visible()
 
     admin = page
@@ -78,6 +84,7 @@ def test_suspend_see_each_role_refused_or_warned_reactivate_and_read_the_timelin
     member.get_by_role("link", name="Reservations").click()  # the open page's next request
     expect(member).to_have_url(re.compile(r"/login"))
     expect(member.locator("#flashes")).to_contain_text(REFUSED)
+    assert "remember_token" not in [c["name"] for c in member.context.cookies()]
     browser_login(member, world.member.email)
     expect(member.get_by_test_id("login-error")).to_have_text(REFUSED)
 
