@@ -111,7 +111,7 @@ def upgrade():
     op.create_index('ix_accounts_email_lower', 'accounts', [sa.text('lower(email)')], unique=False)
     # Partial index (few accounts are exempt): the list's "exempt" filter without a table scan.
     op.create_index('ix_accounts_exempt', 'accounts', ['id'], unique=False,
-                    sqlite_where=sa.text('exempt'), postgresql_where=sa.text('exempt'))
+                    sqlite_where=sa.text('exempt = 1'), postgresql_where=sa.text('exempt'))
 
     op.create_table('campaigns',
     sa.Column('id', sa.Integer(), nullable=False),

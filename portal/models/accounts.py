@@ -66,7 +66,8 @@ class Account(db.Model):
         Index("ix_accounts_customer_class_id", "customer_class_id"),
         Index("ix_accounts_last_activity_at", "last_activity_at"),
         Index("ix_accounts_balance_cents", "balance_cents", "id"),  # keyset pages sorted by balance
-        Index("ix_accounts_exempt", "id", sqlite_where=text("exempt"), postgresql_where=text("exempt")),
+        # partial: written as SQLAlchemy renders `Account.exempt` in a WHERE on each database, so the planner uses it
+        Index("ix_accounts_exempt", "id", sqlite_where=text("exempt = 1"), postgresql_where=text("exempt")),
         Index("ix_accounts_suspended_by_run_id", "suspended_by_run_id"),
     )
 
