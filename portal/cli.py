@@ -25,15 +25,20 @@ def parse_as_of(value):
               help="How many customer accounts to create.")
 @click.option("--seed", "rng_seed", default=42, show_default=True, help="Random seed (same seed, same data).")
 @click.option("--as-of", default=None, help="Build the data around this time (UTC; default now).")
+@click.option("--if-empty", is_flag=True, help="Seed only an empty database; otherwise say so and succeed.")
 @with_appcontext
-def demo_seed(count, rng_seed, as_of):
+def demo_seed(count, rng_seed, as_of, if_empty):
     """Fill an empty database with realistic demo data and print the demo logins."""
     import time
 
+    now = parse_as_of(as_of)
+    if if_empty and seed_module.has_accounts():
+        click.echo("The database already has accounts; no demo data added.")
+        return
     started = time.perf_counter()
     with click.progressbar(length=count, label="Seeding accounts", show_pos=True) as bar:
         try:
-            seed_module.seed_demo(count, now=parse_as_of(as_of), seed=rng_seed, progress=bar.update)
+            seed_module.seed_demo(count, now=now, seed=rng_seed, progress=bar.update)
         except seed_module.SeedRefused as exc:
             raise click.ClickException(str(exc)) from None
     elapsed = time.perf_counter() - started

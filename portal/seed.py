@@ -91,6 +91,11 @@ def _flush(conn, table, rows):
         rows.clear()
 
 
+def has_accounts():
+    """Return whether the database holds any account."""
+    return db.session.scalar(select(Account.id).limit(1)) is not None
+
+
 def seed_reference_data(now):
     """Create customer classes, the default rules and the default schedule if missing."""
     if db.session.scalar(select(func.count()).select_from(CustomerClass)) == 0:
@@ -119,7 +124,7 @@ def seed_demo(accounts=1000, now=None, seed=42, progress=None):
         SeedRefused: accounts already exist.
     """
     now = now or utcnow()
-    if db.session.scalar(select(func.count()).select_from(Account)) > 0:
+    if has_accounts():
         raise SeedRefused("The database already has accounts; demo data goes only into an empty database.")
     rng = random.Random(seed)
     seed_reference_data(now)

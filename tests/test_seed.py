@@ -150,3 +150,16 @@ def test_bad_options_are_refused_with_a_message(runner, ctx, args, message):
     assert result.exit_code == 2
     assert message in result.output
     assert db.session.scalar(select(func.count()).select_from(Account)) == 0
+
+
+def test_if_empty_seeds_an_empty_database(runner, ctx):
+    result = runner.invoke(args=["demo", "seed", "--if-empty", "--accounts", "20"])
+    assert result.exit_code == 0, result.output
+    assert db.session.scalar(select(func.count()).select_from(Account)) == 20
+
+
+def test_if_empty_leaves_a_database_with_accounts_alone_and_succeeds(seeded, runner, ctx):
+    result = runner.invoke(args=["demo", "seed", "--if-empty", "--accounts", "20"])
+    assert result.exit_code == 0
+    assert "already has accounts; no demo data added" in result.output
+    assert db.session.scalar(select(func.count()).select_from(Account)) == ACCOUNTS
