@@ -1,0 +1,95 @@
+"""run.py's process handling: children and what they fork are stopped; the private Redis comes and goes."""
+import importlib.util
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from redis import Redis
+
+from tests.conftest import ROOT
+from tests.services import redis_binary
+
+
+@pytest.fixture
+def run_module(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("portal_run_script", os.path.join(ROOT, "run.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "INSTANCE", str(tmp_path / "instance"))
+    monkeypatch.setattr(module, "VENV_PY", sys.executable)
+    return module
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by its parent) counts as gone.
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split(")")[-1].split()[0] != "Z"
+
+
+def _wait_gone(pid, timeout=5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.05)
+    return not _alive(pid)
+
+
+def test_stop_ends_each_child_and_what_it_forked(run_module, tmp_path):
+    pid_file = tmp_path / "grandchild.pid"
+    services = run_module.Services()
+    script = f"sleep 300 & echo $! > {pid_file}; wait"
+    child = services.start("shell", ["/bin/sh", "-c", script], dict(os.environ))
+    deadline = time.monotonic() + 5
+    while not (pid_file.exists() and pid_file.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    grandchild = int(pid_file.read_text())
+    assert _alive(grandchild)
+    services.stop()
+    assert child.poll() is not None
+    assert _wait_gone(grandchild)
+    assert services.procs == []
+
+
+def test_children_do_not_get_the_terminals_ctrl_c(run_module):
+    """Each child has its own process group, so Ctrl-C reaches run.py alone, which then stops them in order."""
+    services = run_module.Services()
+    child = services.start("sleeper", [sys.executable, "-c", "import time; time.sleep(60)"], dict(os.environ))
+    try:
+        assert os.getpgid(child.pid) == child.pid != os.getpgid(0)
+    finally:
+        services.stop()
+
+
+def test_watch_reports_a_child_that_stopped_by_itself(run_module):
+    services = run_module.Services()
+    services.start("quitter", [sys.executable, "-c", "raise SystemExit(3)"], dict(os.environ))
+    assert services.watch() == 1
+    services.stop()
+
+
+@pytest.mark.skipif(redis_binary() is None, reason="no redis-server")
+def test_private_redis_starts_on_loopback_and_stops_with_the_rest(run_module, monkeypatch):
+    monkeypatch.delenv("PORTAL_REDIS_PORT", raising=False)
+    services = run_module.Services()
+    try:
+        url = run_module.start_redis(services, dict(os.environ))
+        assert url.startswith("redis://127.0.0.1:")
+        assert Redis.from_url(url).ping()
+        assert os.path.isdir(os.path.join(run_module.INSTANCE, "redis"))
+    finally:
+        services.stop()
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    assert run_module.port_is_free(port)
+
+
+def test_unknown_argument_prints_the_usage():
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "run.py"), "serve-please"], capture_output=True,
+                            text=True, timeout=30)
+    assert result.returncode == 1
+    assert "python3 run.py test" in result.stderr
+
