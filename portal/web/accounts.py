@@ -1,18 +1,149 @@
-"""Staff pages about accounts: the list (search, filters, bulk actions, export)."""
-from flask import Blueprint
-from sqlalchemy import select
+"""Staff pages about accounts: the list (search, filters, pages, counts), export, and bulk actions."""
+import csv
+import io
+import json
+from urllib.parse import urlencode
 
-from portal.extensions import db
-from portal.models import Account
-from portal.web.access import STAFF, roles_required
-from portal.web.helpers import render
+from flask import Blueprint, Response, current_app, flash, redirect, request, url_for
+from flask_login import current_user
+
+from portal.domain import account_search, bulk
+from portal.domain.errors import ValidationFailed
+from portal.web.access import STAFF, SUPER_ADMIN, roles_required
+from portal.web.auth import _safe_next
+from portal.web.helpers import is_fragment_request, redirect_after_post, render
 
 bp = Blueprint("accounts", __name__, url_prefix="/accounts")
+
+
+def list_url(args):
+    """Return the list's URL for these query arguments."""
+    query = urlencode(args)
+    return url_for("accounts.index") + (f"?{query}" if query else "")
+
+
+def _list_context(f):
+    page = account_search.list_page(f)
+    return dict(filters=f, page=page, sorts=account_search.SORTS, page_sizes=account_search.PAGE_SIZES,
+                classes=account_search.class_names(), list_url=list_url, here=list_url(f.args(_cursor(f))),
+                can_change=current_user.role in SUPER_ADMIN, fragment=is_fragment_request(),
+                scan_budget=account_search.SCAN_BUDGET)
+
+
+def _cursor(f):
+    token = request.args.get("cursor")
+    return token if f.cursor is not None and token else None
 
 
 @bp.route("")
 @roles_required(STAFF)
 def index():
-    """List accounts."""
-    accounts = db.session.scalars(select(Account).order_by(Account.id).limit(50)).all()
-    return render("accounts/index.html", accounts=accounts)
+    """List accounts: search, filters, sort and keyset pages (the results block alone for htmx)."""
+    f = account_search.parse_filters(request.args)
+    context = _list_context(f)
+    response = render("accounts/index.html", block="results", **context)
+    if context["fragment"] and request.headers.get("HX-Trigger") != "account-results":
+        response.headers["HX-Push-Url"] = context["here"]  # the canonical URL: a link reproduces this view
+    return response
+
+
+@bp.route("/counts")
+@roles_required(STAFF)
+def counts():
+    """Show the status chips with their counts (their own request, so counting never slows the list)."""
+    f = account_search.parse_filters(request.args)
+    if not is_fragment_request():
+        return redirect(list_url(f.args()))
+    return render("accounts/index.html", block="status_chips", filters=f, list_url=list_url,
+                  counts=account_search.count_by_status(f), counts_loaded=True)
+
+
+@bp.route("/<int:account_id>/row")
+@roles_required(STAFF)
+def row(account_id):
+    """Show one account's row of the list (rows re-fetch themselves when their status changes)."""
+    account = account_search.get_row(account_id)
+    if account is None or not is_fragment_request():
+        return redirect(url_for("accounts.detail", account_id=account_id))
+    return render("accounts/_row.html", account=account, classes=account_search.class_names(),
+                  can_change=current_user.role in SUPER_ADMIN, here=_safe_next(request.args.get("next")))
+
+
+@bp.route("/export.csv")
+@roles_required(STAFF)
+def export():
+    """Download the accounts matching the filters as CSV, streamed row by row."""
+    rows = bulk.export(current_user, account_search.parse_filters(request.args))
+    app = current_app._get_current_object()
+
+    def generate():  # its own app context: the request's is gone once streaming starts
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        with app.app_context():
+            for count, values in enumerate(rows, 1):
+                writer.writerow(values)
+                if count % 500 == 0:
+                    yield buffer.getvalue()
+                    buffer.seek(0)
+                    buffer.truncate()
+        yield buffer.getvalue()
+
+    return Response(generate(), mimetype="text/csv",
+                    headers={"Content-Disposition": 'attachment; filename="accounts.csv"'})
+
+
+def _selection_form():
+    form = request.form
+    return dict(action=form.get("action", ""), scope=form.get("scope", "selected"), ids=form.getlist("ids"),
+                filter={k: form.get(k, "") for k in bulk.FILTER_FIELDS if form.get(k)},
+                next=_safe_next(form.get("next")) or url_for("accounts.index"))
+
+
+@bp.route("/bulk/confirm", methods=["POST"])
+@roles_required(SUPER_ADMIN)
+def bulk_confirm():
+    """Show what a bulk change would do (exact count and a sample) and ask for the reason."""
+    form = _selection_form()
+    preview = bulk.preview(current_user, form["action"], form["scope"], form["ids"], form["filter"])
+    return render("accounts/_bulk.html", block="bulk_dialog", preview=preview, form=form, errors={},
+                  as_dialog=is_fragment_request())
+
+
+@bp.route("/bulk", methods=["POST"])
+@roles_required(SUPER_ADMIN)
+def bulk_apply():
+    """Suspend or reactivate the selected accounts with one reason: inline when few, as a run when many."""
+    form = _selection_form()
+    form.update(reason_category=request.form.get("reason_category", ""),
+                reason_note=request.form.get("reason_note", ""))
+    try:
+        outcome = bulk.apply(current_user, form["action"], form["scope"], form["ids"], form["filter"],
+                             form["reason_category"], form["reason_note"])
+    except ValidationFailed as exc:
+        preview = bulk.preview(current_user, form["action"], form["scope"], form["ids"], form["filter"])
+        return render("accounts/_bulk.html", block="bulk_body", status=422, preview=preview, form=form,
+                      errors=exc.field_errors, as_dialog=is_fragment_request())
+    if outcome.run_id is not None:
+        if is_fragment_request():
+            return _progress(outcome.run_id, form["next"])
+        return redirect(url_for("accounts.bulk_progress", run_id=outcome.run_id, next=form["next"]), code=303)
+    if not is_fragment_request():
+        flash(outcome.summary, "success")
+        return redirect_after_post(form["next"])
+    return render("accounts/_bulk.html", block="bulk_body", outcome=outcome, form=form, as_dialog=True,
+                  headers={"HX-Trigger": json.dumps({"accounts-bulk-finished": {"ids": outcome.changed_ids}})})
+
+
+def _progress(run_id, next_url=None):
+    progress = bulk.progress(current_user, run_id)
+    headers = {"HX-Trigger": json.dumps({"accounts-bulk-finished": {"run_id": run_id}})} \
+        if progress["finished"] else None
+    return render("accounts/_bulk.html", block="bulk_body", progress=progress, as_dialog=is_fragment_request(),
+                  form={"next": _safe_next(next_url) or url_for("accounts.index")}, headers=headers)
+
+
+@bp.route("/bulk/runs/<int:run_id>")
+@roles_required(SUPER_ADMIN)
+def bulk_progress(run_id):
+    """Show a bulk run's progress (polled while it runs), then its summary."""
+    return _progress(run_id, request.args.get("next"))

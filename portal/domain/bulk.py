@@ -1,0 +1,194 @@
+"""Bulk suspend or reactivate from the account list, and its CSV export.
+
+A selection is either the ticked accounts ("selected") or every account matching the list's filter
+("filter"). Up to BULK_ASYNC_THRESHOLD accounts are changed here and now, one at a time through
+portal.domain.suspension (each its own transaction, audit event and emails, exactly as from the
+account's dialog). More become a "bulk" run of the set-based run engine (portal.domain.runs), which
+selects with the same WHERE as the list (account_search.filter_clause) and reports progress.
+Both paths leave the same accounts alone for the same reasons: not in a state the action changes
+("already suspended"), exempt from suspension, or changed by someone else meanwhile.
+"""
+from dataclasses import dataclass, field
+
+from flask import current_app
+from sqlalchemy import select
+
+from portal.domain import account_search, runs, suspension
+from portal.domain.errors import AccountNotFound, Conflict, InvalidTransition, PermissionDenied, ValidationFailed
+from portal.domain.gate import require
+from portal.extensions import db
+from portal.models import Account, SweepRun
+
+ACTIONS = ("suspend", "reactivate")
+FILTER_FIELDS = ("q", "status", "class", "balance_min", "balance_max", "active_after", "active_before", "exempt")
+MAX_TICKED = 1_000
+SAMPLE_SIZE = 10
+
+
+@dataclass
+class Preview:
+    """What a bulk change would touch: the exact count, a sample, and whether it runs in the background."""
+
+    action: str
+    scope: str
+    count: int
+    sample: list
+    asynchronous: bool
+    selection: dict
+    filters: object = None
+
+
+@dataclass
+class Outcome:
+    """What an inline bulk change did, or the run it started."""
+
+    action: str
+    changed_ids: list = field(default_factory=list)
+    skip_reasons: dict = field(default_factory=dict)
+    run_id: int | None = None
+
+    @property
+    def changed(self):
+        return len(self.changed_ids)
+
+    @property
+    def skipped(self):
+        return sum(self.skip_reasons.values())
+
+    @property
+    def summary(self):
+        past = "Suspended" if self.action == "suspend" else "Reactivated"
+        text = f"{past} {self.changed:,} account{'s' if self.changed != 1 else ''}"
+        if self.skip_reasons:
+            reasons = ", ".join(f"{count:,} {reason}" for reason, count in self.skip_reasons.items())
+            text += f"; left {self.skipped:,} alone ({reasons})"
+        return text + "."
+
+
+def _check(actor, action):
+    if action not in ACTIONS:
+        raise ValidationFailed({"action": "Choose suspend or reactivate."})
+    require(actor, action, None)
+
+
+def _ticked_ids(ids):
+    clean = sorted({int(i) for i in ids if str(i).strip().isdigit() and len(str(i).strip()) < 10})
+    if not clean:
+        raise ValidationFailed({"selection": "Tick at least one account, or choose every account matching "
+                                             "the filter."})
+    if len(clean) > MAX_TICKED:
+        raise ValidationFailed({"selection": f"Tick at most {MAX_TICKED:,} accounts, or choose every account "
+                                             "matching the filter."})
+    return clean
+
+
+def preview(actor, action, scope, ids=(), filter_args=None):
+    """Describe a bulk change before it is made.
+
+    Args:
+        actor: the super admin.
+        action: suspend | reactivate.
+        scope: "selected" (the ticked ids) or "filter" (every account matching filter_args).
+        ids: the ticked account ids (strings or ints; junk is dropped).
+        filter_args: the list's query arguments (for scope "filter").
+
+    Returns:
+        Preview with the exact count, the first accounts in list order, and the run engine's selection.
+
+    Raises:
+        PermissionDenied: the actor may not change account status.
+        ValidationFailed: unknown action, nothing ticked, too many ticked, or a filter that does not parse.
+    """
+    _check(actor, action)
+    threshold = current_app.config["BULK_ASYNC_THRESHOLD"]
+    if scope == "filter":
+        f = account_search.parse_filters(filter_args or {})
+        if f.problems:
+            raise ValidationFailed({"selection": "The filter has values that are not valid; fix them on the list "
+                                                 "first."})
+        count = account_search.count_matching(f)
+        return Preview(action, scope, count, account_search.sample(f, SAMPLE_SIZE), count > threshold,
+                       {"type": "filter", "filter": f.selection_filter()}, f)
+    clean = _ticked_ids(ids)
+    found = db.session.execute(select(*account_search.LIST_COLUMNS).where(Account.id.in_(clean))
+                               .order_by(Account.name, Account.id)).all()
+    return Preview(action, "selected", len(found), found[:SAMPLE_SIZE], len(found) > threshold,
+                   {"type": "ids", "ids": [r.id for r in found]})
+
+
+def _skip_reason(action, status, exempt):
+    """Why the run engine would leave this account alone (same words), or None if it would change it."""
+    sources = suspension.TRANSITIONS[action][0]
+    if status not in sources:
+        return f"already {status}"
+    if action == "suspend" and exempt:
+        return "exempt"
+    return None
+
+
+def apply(actor, action, scope, ids, filter_args, reason_category, reason_note, now=None):
+    """Suspend or reactivate the selected accounts with one reason.
+
+    Args:
+        actor: the super admin.
+        action, scope, ids, filter_args: as for preview().
+        reason_category: one of gate.REASONS.
+        reason_note: why, up to suspension.NOTE_MAX characters.
+        now: the time of the changes (default now).
+
+    Returns:
+        Outcome: the accounts changed and the others by reason, or the id of the run started for a large selection.
+
+    Raises:
+        PermissionDenied, ValidationFailed: as for preview(), or a missing/invalid reason.
+    """
+    _check(actor, action)
+    category, note = suspension.validate_reason(reason_category, reason_note)
+    plan = preview(actor, action, scope, ids, filter_args)
+    if plan.asynchronous:
+        run = runs.start_run(actor, "bulk", action, plan.selection, category, note, now=now)
+        return Outcome(action, run_id=run.id)
+    clause = account_search.selection_clause(plan.selection)
+    targets = db.session.execute(select(Account.id, Account.status, Account.exempt).where(clause)
+                                 .order_by(Account.id)).all()
+    outcome = Outcome(action)
+    change = suspension.suspend if action == "suspend" else suspension.reactivate
+    for account_id, status, exempt in targets:
+        reason = _skip_reason(action, status, exempt)
+        if reason is None:
+            try:
+                change(actor, account_id, category, note, now=now)
+                outcome.changed_ids.append(account_id)
+                continue
+            except (Conflict, InvalidTransition):
+                reason = "changed by someone else meanwhile"
+            except AccountNotFound:
+                reason = "no longer exists"
+            except PermissionDenied as exc:
+                reason = exc.message
+        outcome.skip_reasons[reason] = outcome.skip_reasons.get(reason, 0) + 1
+    return outcome
+
+
+def progress(actor, run_id):
+    """Return a bulk run's progress (see runs.progress).
+
+    Raises:
+        PermissionDenied: the actor may not change account status.
+        runs.RunNotFound: no such run, or it is not a bulk run.
+    """
+    require(actor, "suspend", None)
+    run = db.session.get(SweepRun, run_id)
+    if run is None or run.kind != "bulk":
+        raise runs.RunNotFound()
+    return runs.progress(run_id)
+
+
+def export(actor, filters):
+    """Return the CSV rows (header first) of the accounts matching the filters, read lazily.
+
+    Raises:
+        PermissionDenied: the actor may not export accounts.
+    """
+    require(actor, "export_accounts", None)
+    return account_search.export_rows(filters)
