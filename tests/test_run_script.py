@@ -93,3 +93,35 @@ def test_unknown_argument_prints_the_usage():
     assert result.returncode == 1
     assert "python3 run.py test" in result.stderr
 
+
+
+# ---------------------------------------------------------------- the test command's services
+
+def _pytest(test_id, **env):
+    environment = {k: v for k, v in os.environ.items() if k != "CI"}
+    environment.update(env)
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", test_id],
+                          cwd=ROOT, env=environment, capture_output=True, text=True, timeout=180)
+
+
+DB_TEST = "tests/test_migrations.py::test_partial_index_on_open_invoices_exists"
+BROWSER_TEST = "tests/browser/test_sign_in.py::test_empty_form_marks_the_fields"
+
+
+@pytest.mark.slow
+def test_missing_postgresql_skips_outside_ci_and_fails_under_ci():
+    relaxed = _pytest(DB_TEST, PORTAL_PG_BIN="/nonexistent")
+    assert relaxed.returncode == 0, relaxed.stdout
+    assert "1 passed, 1 skipped" in relaxed.stdout  # SQLite still runs
+    strict = _pytest(DB_TEST, PORTAL_PG_BIN="/nonexistent", CI="true")
+    assert strict.returncode == 1
+    assert "required service missing under CI=true" in strict.stdout
+
+
+@pytest.mark.slow
+def test_missing_chromium_skips_outside_ci_and_fails_under_ci():
+    relaxed = _pytest(BROWSER_TEST, PORTAL_CHROMIUM="/nonexistent")
+    assert relaxed.returncode == 0 and "skipped" in relaxed.stdout and "Chromium not found" in relaxed.stdout
+    strict = _pytest(BROWSER_TEST, PORTAL_CHROMIUM="/nonexistent", CI="true")
+    assert strict.returncode == 1
+    assert "required service missing under CI=true" in strict.stdout
