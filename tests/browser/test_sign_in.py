@@ -69,3 +69,22 @@ def test_sign_in_and_out_work_without_javascript(browser, live_server, world):
         page.wait_for_url("**/login")
     finally:
         context.close()
+
+
+def test_expired_session_during_an_htmx_request_goes_to_sign_in_and_back(page, app, world):
+    from portal.domain.auth import end_all_sessions
+    from portal.extensions import db
+    from portal.models import User
+
+    browser_login(page, world.admin.email)
+    assert _path(page) == "/accounts"
+    with app.app_context():  # signed out elsewhere: this browser's session no longer holds
+        end_all_sessions(db.session.get(User, world.admin.id))
+    page.evaluate("htmx.ajax('GET', '/accounts', {target: '#main', swap: 'innerHTML'})")
+    page.wait_for_url(lambda url: "/login?" in url)
+    assert _path(page) == "/login?next=/accounts"
+    assert page.get_by_role("heading", name="Sign in").is_visible()  # the whole page, not a fragment
+    page.get_by_label("Email").fill(world.admin.email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/accounts")
