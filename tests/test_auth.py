@@ -296,3 +296,32 @@ def test_rate_limited_htmx_request_gets_a_short_fragment(client, auth):
     assert response.status_code == 429
     html = response.get_data(as_text=True)
     assert "<html" not in html and "Too many attempts" in html
+
+
+@pytest.mark.parametrize("email, password", [
+    ("a" * 100_000 + "@example.test", "x"),
+    ("ü@例え.jp", "🔑"),
+    ("<script>alert(1)</script>", "x"),
+    ("x@example.test", "p" * 200_000),
+], ids=["huge-email", "unicode", "markup", "huge-password"])
+def test_odd_sign_in_input_gets_the_generic_message_never_a_500(auth, world, email, password):
+    response = auth.post("/login", {"email": email, "password": password}, page="/login")
+    assert response.status_code == 422
+    assert _error_text(response) == BAD_CREDENTIALS
+    assert "<script>alert(1)</script>" not in response.get_data(as_text=True)
+
+
+def test_nul_bytes_in_input_are_refused_with_a_message(client, auth, world):
+    response = auth.post("/login", {"email": "nul\x00@example.test", "password": "pass\x00word"}, page="/login")
+    assert response.status_code == 400
+    assert "a NUL byte" in response.get_data(as_text=True)
+    assert client.get("/healthz?q=a%00b").status_code == 400
+
+
+def test_repeated_fields_use_the_first_value(client, auth, world):
+    from werkzeug.datastructures import MultiDict
+
+    token = auth.csrf_token("/login")
+    response = client.post("/login", data=MultiDict([("email", world.admin.email), ("email", "x@example.test"),
+                                                     ("password", PASSWORD), ("csrf_token", token)]))
+    assert response.status_code == 303

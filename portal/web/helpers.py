@@ -1,5 +1,5 @@
 """One place that decides full page or fragment, plus htmx response helpers and page context."""
-from flask import current_app, has_request_context, make_response, redirect, render_template, request, url_for
+from flask import abort, current_app, has_request_context, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 from jinja2_fragments.flask import render_block
 
@@ -70,8 +70,19 @@ def money(cents):
     return f"{sign}${abs(cents) / 100:,.2f}"
 
 
+NUL_MESSAGE = "Your input contains a character that can't be used (a NUL byte). Remove it and try again."
+
+
+def refuse_nul_bytes():
+    """Refuse input holding NUL characters: no field can use one, and PostgreSQL rejects them (a 500 otherwise)."""
+    sources = (request.args.items(multi=True), request.form.items(multi=True))
+    if "\x00" in request.path or any("\x00" in value for source in sources for _key, value in source):
+        abort(400, NUL_MESSAGE)
+
+
 def init_app(app):
-    """Register the context processor and filters used by every page."""
+    """Register the context processor, filters and input checks used by every page."""
+    app.before_request(refuse_nul_bytes)
     app.context_processor(_page_context)
     app.add_template_filter(money, "money")
     app.add_template_filter(lambda d, fmt="%Y-%m-%d %H:%M": d.strftime(fmt) if d else "—", "dt")
