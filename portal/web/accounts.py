@@ -104,7 +104,12 @@ def _selection_form():
 def bulk_confirm():
     """Show what a bulk change would do (exact count and a sample) and ask for the reason."""
     form = _selection_form()
-    preview = bulk.preview(current_user, form["action"], form["scope"], form["ids"], form["filter"])
+    try:
+        preview = bulk.preview(current_user._get_current_object(), form["action"], form["scope"], form["ids"],
+                               form["filter"])
+    except ValidationFailed as exc:
+        return render("accounts/_bulk.html", block="bulk_dialog", status=422, form=form,
+                      problem=" ".join(exc.field_errors.values()), as_dialog=is_fragment_request())
     return render("accounts/_bulk.html", block="bulk_dialog", preview=preview, form=form, errors={},
                   as_dialog=is_fragment_request())
 
@@ -116,13 +121,12 @@ def bulk_apply():
     form = _selection_form()
     form.update(reason_category=request.form.get("reason_category", ""),
                 reason_note=request.form.get("reason_note", ""))
+    actor = current_user._get_current_object()
     try:
-        outcome = bulk.apply(current_user, form["action"], form["scope"], form["ids"], form["filter"],
+        outcome = bulk.apply(actor, form["action"], form["scope"], form["ids"], form["filter"],
                              form["reason_category"], form["reason_note"])
     except ValidationFailed as exc:
-        preview = bulk.preview(current_user, form["action"], form["scope"], form["ids"], form["filter"])
-        return render("accounts/_bulk.html", block="bulk_body", status=422, preview=preview, form=form,
-                      errors=exc.field_errors, as_dialog=is_fragment_request())
+        return _apply_refused(actor, form, exc)
     if outcome.run_id is not None:
         if is_fragment_request():
             return _progress(outcome.run_id, form["next"])
@@ -134,8 +138,19 @@ def bulk_apply():
                   headers={"HX-Trigger": json.dumps({"accounts-bulk-finished": {"ids": outcome.changed_ids}})})
 
 
+def _apply_refused(actor, form, exc):
+    """Show the confirmation again with the problems next to the fields (or alone if the selection is gone)."""
+    try:
+        preview = bulk.preview(actor, form["action"], form["scope"], form["ids"], form["filter"])
+    except ValidationFailed as selection_exc:
+        return render("accounts/_bulk.html", block="bulk_body", status=422, form=form,
+                      problem=" ".join(selection_exc.field_errors.values()), as_dialog=is_fragment_request())
+    return render("accounts/_bulk.html", block="bulk_body", status=422, preview=preview, form=form,
+                  errors=exc.field_errors, as_dialog=is_fragment_request())
+
+
 def _progress(run_id, next_url=None):
-    progress = bulk.progress(current_user, run_id)
+    progress = bulk.progress(current_user._get_current_object(), run_id)
     headers = {"HX-Trigger": json.dumps({"accounts-bulk-finished": {"run_id": run_id}})} \
         if progress["finished"] else None
     return render("accounts/_bulk.html", block="bulk_body", progress=progress, as_dialog=is_fragment_request(),
