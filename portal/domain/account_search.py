@@ -635,7 +635,9 @@ def export_rows(f):
     if ids is not None:
         chunks = [_by_ids(ids, sort, clause, None, not sort.descending, SMALL_SET + 1)]
     else:
-        low, high = db.session.execute(select(func.min(Account.id), func.max(Account.id))).one()
+        # two statements: SQLite answers min() or max() alone from the primary key, but scans for both at once
+        low = db.session.scalar(select(func.min(Account.id)))
+        high = db.session.scalar(select(func.max(Account.id)))
         chunks = (db.session.execute(select(*LIST_COLUMNS).where(Account.id >= start, Account.id < start + EXPORT_CHUNK,
                                                                   clause).order_by(Account.id)).all()
                   for start in range(low or 0, (high or -1) + 1, EXPORT_CHUNK))
