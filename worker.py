@@ -40,6 +40,10 @@ def main(argv=None):
     PortalWorker.flask_app = app
     with app.app_context():
         connection = get_redis()
+        if QUEUE_SWEEPS in args.queues:  # the database is the truth: pick up runs a killed worker left
+            from portal.domain.runs import enqueue_unfinished
+
+            enqueue_unfinished(stale_only=False)
     worker = PortalWorker(args.queues, connection=connection, name=args.name)
     worker.work(burst=args.burst, with_scheduler=args.with_scheduler, logging_level="INFO")
     return 0

@@ -6,6 +6,7 @@ from flask.cli import with_appcontext
 
 from portal import seed as seed_module
 from portal.cli_accounts import account
+from portal.cli_sweeps import scheduler, sweep
 
 demo = click.Group("demo", help="Demo data.")
 
@@ -70,4 +71,4 @@ def outbox_deliver():
     click.echo(f"Sent {sent}, failed {failed}.")
 
 
-COMMANDS = [demo, outbox_deliver, account]
+COMMANDS = [demo, outbox_deliver, account, sweep, scheduler]

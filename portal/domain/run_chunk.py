@@ -16,6 +16,7 @@ from flask import current_app
 from sqlalchemy import DateTime, and_, case, exists, func, insert, literal, null, or_, select, update
 
 from portal.domain.gate import REASONS, SUSPENSION_BANNERS
+from portal.domain.rules import rule_clause
 from portal.extensions import db
 from portal.models import Account, AuditEvent, OutboxEmail, SweepRun, SweepRunChunk, User
 
@@ -26,6 +27,7 @@ ACTIONS = {
 }
 RUN_NAMES = {"cleanup": "Clean-up run", "recurring": "Scheduled sweep", "bulk": "Bulk action", "undo": "Undo run"}
 REACTIVATED_DURING_RUN = "reactivated by an admin during the run"
+BY_RULE = "by_rule"  # a rules run's reason: non-payment where a money rule matched, else inactivity
 AUDIT_COLUMNS = ["created_at", "account_id", "actor_user_id", "actor_run_id", "actor_label", "action",
                  "reason_category", "reason_note", "state_before", "state_after"]
 
@@ -33,6 +35,24 @@ AUDIT_COLUMNS = ["created_at", "account_id", "actor_user_id", "actor_run_id", "a
 def run_label(run):
     """Name a run as the actor of its audit events."""
     return f"{RUN_NAMES.get(run.kind, 'Run')} #{run.id}"
+
+
+def rule_reason(rule):
+    """The reason a rule suspends for: non-payment if it looks at money, else inactivity."""
+    money = rule.get("min_balance_cents") is not None or rule.get("overdue_days") is not None
+    return "non_payment" if money else "inactivity"
+
+
+def reason_expression(run):
+    """The reason written on each account: the run's, or per account by the rules it matched."""
+    if run.reason_category != BY_RULE:
+        return literal(run.reason_category)
+    money_rules = [r for r in (run.params["selection"].get("rules") or [])
+                   if r.get("enabled", True) and rule_reason(r) == "non_payment"]
+    if not money_rules:
+        return literal("inactivity")
+    return case((or_(*(rule_clause(r, run.as_of) for r in money_rules)), literal("non_payment")),
+                else_=literal("inactivity"))
 
 
 def states_changed_by(run):
@@ -84,7 +104,7 @@ def process_chunk(run, chunk_id, lo, hi, selected, now):
         db.session.rollback()
         return 0
     in_chunk = and_(Account.id >= lo, Account.id < hi, selected)
-    values = _account_values(run, after, now)
+    values = _account_values(run, after, now, reason_expression(run) if after == "suspended" else None)
     if db.engine.dialect.name == "postgresql":
         changed = _change_postgresql(run, target_clause(run, in_chunk), values, after, action, now)
     else:
@@ -114,24 +134,25 @@ def _skip_reasons(run, in_chunk, after):
     return {str(r): int(c) for r, c in rows}
 
 
-def _account_values(run, after, now):
+def _account_values(run, after, now, reason):
     if after == "suspended":
-        return dict(status=after, status_reason=run.reason_category, status_note=run.reason_note,
+        return dict(status=after, status_reason=reason, status_note=run.reason_note,
                     status_source="bulk" if run.kind == "bulk" else "sweep", status_changed_at=now,
                     suspended_by_run_id=run.id, version=Account.version + 1)
     return dict(status=after, status_reason=None, status_note=None, status_source=None, status_changed_at=now,
                 suspended_by_run_id=None, version=Account.version + 1)
 
 
-def _audit_values(run, action, now):
+def _audit_values(run, action, now, reason):
     return [literal(now, DateTime()), literal(run.triggered_by_id) if run.triggered_by_id else null(),
-            literal(run.id), literal(run_label(run)), literal(action), literal(run.reason_category),
-            literal(run.reason_note)]
+            literal(run.id), literal(run_label(run)), literal(action), reason, literal(run.reason_note)]
 
 
 def _change_sqlite(run, target, values, after, action, lo, hi, now):
     """SQLite: insert the audit rows from the selection, then update the accounts they name."""
-    t_now, *rest = _audit_values(run, action, now)
+    reason = values.get("status_reason")
+    reason = reason if reason is not None else literal(run.reason_category)
+    t_now, *rest = _audit_values(run, action, now, reason)
     rows = select(t_now, Account.id, *rest, Account.status, literal(after)).where(target)
     changed = db.session.execute(insert(AuditEvent.__table__).from_select(AUDIT_COLUMNS, rows)).rowcount
     if changed:
@@ -143,11 +164,16 @@ def _change_sqlite(run, target, values, after, action, lo, hi, now):
 
 def _change_postgresql(run, target, values, after, action, now):
     """PostgreSQL: one statement — lock and update the accounts, insert their audit rows, count them."""
-    picked = select(Account.id, Account.status).where(target).with_for_update().cte("picked")
+    reason = values.get("status_reason")
+    reason = reason if reason is not None else literal(run.reason_category)
+    picked = (select(Account.id, Account.status, reason.label("reason")).where(target).with_for_update()
+              .cte("picked"))
     acc = Account.__table__
+    if "status_reason" in values and values["status_reason"] is not None:
+        values = dict(values, status_reason=picked.c.reason)
     upd = (update(acc).where(acc.c.id == picked.c.id, acc.c.status.in_(states_changed_by(run))).values(**values)
-           .returning(acc.c.id, picked.c.status.label("before")).cte("upd"))
-    t_now, *rest = _audit_values(run, action, now)
+           .returning(acc.c.id, picked.c.status.label("before"), picked.c.reason).cte("upd"))
+    t_now, *rest = _audit_values(run, action, now, upd.c.reason)
     rows = select(t_now, upd.c.id, *rest, upd.c.before, literal(after))
     ins = insert(AuditEvent.__table__).from_select(AUDIT_COLUMNS, rows).returning(AuditEvent.id).cte("ins")
     return db.session.scalar(select(func.count()).select_from(ins))
@@ -160,18 +186,16 @@ def _changed_ids(run, lo, hi, action):
 
 def _queue_emails(run, lo, hi, action, email_kind, now):
     """Queue one email per account manager of every account this chunk changed (set-based)."""
-    subject_parts, body_parts = _email_template(run, email_kind)
-
-    def concat(parts):
-        expr = None
-        for part in parts:
-            piece = {"\x01USER\x01": User.name, "\x01NUMBER\x01": Account.number,
-                     "\x01NAME\x01": Account.name}.get(part, literal(part))
-            expr = piece if expr is None else expr + piece
-        return expr if expr is not None else literal("")
-
+    subject = _concat(_email_subject(email_kind))
+    if run.reason_category == BY_RULE and email_kind == "account_suspended":
+        # The wording follows each account's reason (written on it a moment ago by this chunk).
+        body = case(*((Account.status_reason == reason, _concat(_email_body(run, email_kind, reason)))
+                      for reason in ("non_payment",)),
+                    else_=_concat(_email_body(run, email_kind, "inactivity")))
+    else:
+        body = _concat(_email_body(run, email_kind, run.reason_category))
     rows = (select(literal(now, DateTime()), Account.id, User.id, literal(email_kind), User.email,
-                   concat(subject_parts), concat(body_parts), literal("pending"), literal(0))
+                   subject, body, literal("pending"), literal(0))
             .select_from(User).join(Account, Account.id == User.account_id)
             .where(User.account_id.in_(_changed_ids(run, lo, hi, action)), User.role == "account_manager",
                    User.disabled.is_(False), User.email_notifications.is_(True)))
@@ -189,14 +213,26 @@ class _AccountPlaceholder:
 
 
 _PLACEHOLDER = re.compile(r"(\x01[A-Z]+\x01)")
+_FIELDS = {"\x01USER\x01": User.name, "\x01NUMBER\x01": Account.number, "\x01NAME\x01": Account.name}
 
 
-def _email_template(run, email_kind):
-    """Render the email once with placeholders, split so SQL can fill in each account's values."""
+def _concat(text):
+    """Turn text with placeholders into a SQL string expression filling in each row's values."""
+    expr = None
+    for part in (p for p in _PLACEHOLDER.split(text) if p):
+        piece = _FIELDS.get(part, literal(part))
+        expr = piece if expr is None else expr + piece
+    return expr if expr is not None else literal("")
+
+
+def _email_subject(email_kind):
+    return ("Your account \x01NUMBER\x01 has been suspended" if email_kind == "account_suspended"
+            else "Your account \x01NUMBER\x01 is active again")
+
+
+def _email_body(run, email_kind, reason):
+    """Render the email once with placeholders, so SQL can fill in each account's values."""
     template = "account_suspended.txt" if email_kind == "account_suspended" else "account_reactivated.txt"
-    body = current_app.jinja_env.get_template(f"email/{template}").render(
+    return current_app.jinja_env.get_template(f"email/{template}").render(
         user=_UserPlaceholder(), account=_AccountPlaceholder(), billing_contact=current_app.config["BILLING_CONTACT"],
-        reason=run.reason_category, note=run.reason_note, reasons=REASONS, banners=SUSPENSION_BANNERS)
-    subject = ("Your account \x01NUMBER\x01 has been suspended" if email_kind == "account_suspended"
-               else "Your account \x01NUMBER\x01 is active again")
-    return [p for p in _PLACEHOLDER.split(subject) if p], [p for p in _PLACEHOLDER.split(body) if p]
+        reason=reason, note=run.reason_note, reasons=REASONS, banners=SUSPENSION_BANNERS)

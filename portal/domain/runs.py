@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from portal.domain import audit, rules as rules_domain
 from portal.domain.errors import Conflict, DomainError, InvalidTransition, PermissionDenied, ValidationFailed
 from portal.domain.gate import may
-from portal.domain.run_chunk import ACTIONS, process_chunk as _process_chunk, run_label  # noqa: F401
+from portal.domain.run_chunk import ACTIONS, BY_RULE, process_chunk as _process_chunk, run_label  # noqa: F401
 from portal.domain.suspension import validate_reason
 from portal.extensions import QUEUE_SWEEPS, db, get_queue
 from portal.models import Account, SweepRun, SweepRunChunk
@@ -117,7 +117,8 @@ def start_run(actor, kind, action, selection, reason_category, reason_note, as_o
         kind: cleanup | recurring | bulk | undo (all but bulk are exclusive: one at a time).
         action: suspend | reactivate.
         selection: which accounts (see SELECTIONS), stored with the run.
-        reason_category, reason_note: why (as for a single suspension).
+        reason_category, reason_note: why (as for a single suspension); a rules run may give BY_RULE:
+            each account gets non-payment if a money rule matched it, else inactivity.
         as_of: the time rules are evaluated at (default now).
         trigger: user | schedule | cli.
         schedule_id, period_key: for recurring runs (period_key is unique: a period never runs twice).
@@ -138,7 +139,7 @@ def start_run(actor, kind, action, selection, reason_category, reason_note, as_o
     _require_permission(actor)
     if kind not in KINDS or action not in ACTIONS:
         raise ValidationFailed({"kind": "Unknown kind of run."})
-    category, note = validate_reason(reason_category, reason_note)
+    category, note = _validate_reason(reason_category, reason_note, selection)
     now = now or utcnow()
     as_of = as_of or now
     clause = selection_clause(selection, as_of)  # refuse a bad selection before anything is stored
@@ -168,6 +169,13 @@ def start_run(actor, kind, action, selection, reason_category, reason_note, as_o
     if enqueue:
         enqueue_run(run.id)
     return run
+
+
+def _validate_reason(category, note, selection):
+    """A reason of gate.REASONS, or BY_RULE for a rules run (non-payment or inactivity per account)."""
+    if category == BY_RULE and isinstance(selection, dict) and selection.get("type") == "rules":
+        return BY_RULE, validate_reason("other", note)[1]
+    return validate_reason(category, note)
 
 
 def _require_permission(actor):

@@ -1,5 +1,6 @@
 """Every blueprint the portal registers, in one list."""
 from portal.web import account_pages  # noqa: F401  (adds the one-account pages to accounts.bp)
 from portal.web import accounts, auth, home, reservations
+from portal.web import exemptions, rules, sweeps  # noqa: F401  (exemptions adds its posts to accounts.bp)
 
-BLUEPRINTS = [auth.bp, home.bp, accounts.bp, reservations.bp]
+BLUEPRINTS = [auth.bp, home.bp, accounts.bp, reservations.bp, rules.bp, sweeps.bp]

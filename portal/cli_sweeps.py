@@ -1,0 +1,177 @@
+"""`flask sweep ...` and `flask scheduler run`: thin click wrappers over portal.domain.sweeps and schedule."""
+import time
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from portal.domain import runs, sweeps
+from portal.domain.errors import DomainError, ValidationFailed
+from portal.domain.gate import REASONS
+from portal.extensions import db
+
+sweep = click.Group("sweep", help="Preview, run, follow, undo and resume sweeps (runs go through RQ's sweeps queue).")
+scheduler = click.Group("scheduler", help="The recurring sweep's scheduler.")
+REASON_CHOICES = click.Choice([sweeps.BY_RULE, *REASONS])
+
+
+def parse_as_of(value):
+    """Parse an --as-of value (the same format as `flask demo seed --as-of`)."""
+    from portal.cli import parse_as_of as parse
+
+    return parse(value)
+
+
+def _fail(exc):
+    """Turn a domain error into a one-line command error (exit 1)."""
+    if isinstance(exc, ValidationFailed):
+        raise click.ClickException(" ".join(exc.field_errors.values()) or exc.message)
+    raise click.ClickException(exc.message)
+
+
+def _echo_preview(result):
+    click.echo(f"As of {result['as_of']:%Y-%m-%d %H:%M} UTC, {result['total_accounts']:,} accounts:")
+    click.echo(f"  would suspend   {result['would_change']:,}")
+    for rule in result["rules"]:
+        click.echo(f"    by rule {rule['name']!r}: {result['per_rule'][rule['id']]:,}  ({rule['description']})")
+    for reason, count in result["skipped"].items():
+        click.echo(f"  left alone      {count:,} ({reason})")
+
+
+@sweep.command("preview")
+@click.option("--as-of", default=None, help="Evaluate the rules at this time (UTC; default now).")
+@click.option("--sample", "sample_size", default=20, show_default=True, help="How many accounts to list.")
+@with_appcontext
+def preview_command(as_of, sample_size):
+    """Show what a sweep by the enabled rules would do, without changing anything."""
+    result = sweeps.preview(as_of=parse_as_of(as_of), sample_size=sample_size)
+    if not result["rules"]:
+        raise click.ClickException("No rule is enabled: nothing would be swept.")
+    _echo_preview(result)
+    for row in result["sample"]:
+        click.echo(f"  {row['number']}  {row['name']}: {'; '.join(row['why'])}")
+
+
+@sweep.command("run")
+@click.option("--as-of", default=None, help="Evaluate the rules at this time (UTC; default now).")
+@click.option("--confirm", "confirm_count", default=None,
+              help="The number of accounts to suspend, to confirm without a prompt.")
+@click.option("--reason", "reason_category", type=REASON_CHOICES, default=sweeps.BY_RULE, show_default=True,
+              help="by_rule: non-payment where a money rule matched, else inactivity.")
+@click.option("--note", default="One-time clean-up of inactive and delinquent accounts", show_default=True)
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Follow the run until it ends.")
+@with_appcontext
+def run_command(as_of, confirm_count, reason_category, note, wait):
+    """Start the one-time clean-up by the enabled rules and follow its progress."""
+    as_of = parse_as_of(as_of)
+    result = sweeps.preview(as_of=as_of, sample_size=0)
+    _echo_preview(result)
+    if result["needs_confirmation"] and confirm_count is None:
+        confirm_count = click.prompt(f"Type {result['would_change']} to suspend {result['would_change']:,} accounts",
+                                     default="", show_default=False)
+    try:
+        run = sweeps.start_cleanup(None, reason_category, note, confirm_count=confirm_count, as_of=as_of,
+                                   trigger="cli")
+    except DomainError as exc:
+        _fail(exc)
+    click.echo(f"Started clean-up run #{run.id} on the sweeps queue.")
+    _follow(run.id, wait)
+
+
+@sweep.command("status")
+@click.argument("run_id", required=False)
+@with_appcontext
+def status_command(run_id):
+    """Show a run's progress and report (default: the latest run)."""
+    if run_id is None:
+        latest = sweeps.list_runs(limit=1)
+        if not latest:
+            raise click.ClickException("No runs yet.")
+        run_id = latest[0]["run"].id
+    try:
+        _report(runs.progress(run_id))
+    except DomainError as exc:
+        _fail(exc)
+
+
+@sweep.command("undo")
+@click.argument("run_id")
+@click.option("--reason", "reason_category", type=click.Choice(list(REASONS)), required=True)
+@click.option("--note", required=True, help="Why the run is undone.")
+@click.option("--wait/--no-wait", default=True, show_default=True)
+@with_appcontext
+def undo_command(run_id, reason_category, note, wait):
+    """Reactivate the accounts a run suspended that are still suspended by it."""
+    try:
+        run = sweeps.start_undo(None, run_id, reason_category, note, trigger="cli")
+    except DomainError as exc:
+        _fail(exc)
+    click.echo(f"Started undo run #{run.id} of run #{run_id}.")
+    _follow(run.id, wait)
+
+
+@sweep.command("resume")
+@click.argument("run_id")
+@click.option("--wait/--no-wait", default=True, show_default=True)
+@with_appcontext
+def resume_command(run_id, wait):
+    """Queue a failed or stalled run again (chunks already done are not redone)."""
+    try:
+        run = runs.resume_run(None, run_id)
+    except DomainError as exc:
+        _fail(exc)
+    click.echo(f"Resumed run #{run.id}.")
+    _follow(run.id, wait)
+
+
+def _follow(run_id, wait, poll=0.5):
+    """Show a progress bar until the run ends, then its report."""
+    if not wait:
+        click.echo(f"Follow it with: flask sweep status {run_id}")
+        return
+    state = runs.progress(run_id)
+    hinted, started = False, time.monotonic()
+    with click.progressbar(length=max(state["chunks"], 1), label=f"Run #{run_id}", show_percent=True) as bar:
+        shown = 0
+        while not state["finished"]:
+            time.sleep(poll)
+            db.session.rollback()  # see the workers' commits
+            state = runs.progress(run_id)
+            bar.update(state["chunks_done"] - shown)
+            shown = state["chunks_done"]
+            if not hinted and state["status"] == "queued" and time.monotonic() - started > 10:
+                click.echo("\nWaiting for a sweep worker: start one with `python worker.py sweeps`.", err=True)
+                hinted = True
+        bar.update(max(state["chunks"], 1) - shown)
+    _report(state)
+    if state["status"] == "failed":
+        raise click.ClickException(f"Run #{run_id} failed: {state['error']}. Resume it with "
+                                   f"`flask sweep resume {run_id}`.")
+
+
+def _report(state):
+    verb = "suspended" if state["action"] == "suspend" else "reactivated"
+    click.echo(f"{state['label']}: {state['status']}")
+    click.echo(f"  matched  {state['matched']:,}")
+    click.echo(f"  {verb:<8} {state['changed']:,}")
+    click.echo(f"  skipped  {state['skipped']:,}")
+    for reason, count in state["skip_reasons"].items():
+        click.echo(f"    {reason}: {count:,}")
+    if state["duration_s"] is not None:
+        click.echo(f"  duration {state['duration_s']:.1f} s")
+    click.echo(f"  chunks   {state['chunks_done']}/{state['chunks']}")
+    if state["error"]:
+        click.echo(f"  error    {state['error']}")
+
+
+@scheduler.command("run")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=None,
+              help="Seconds between ticks (default SCHEDULER_TICK_SECONDS).")
+@click.option("--once", is_flag=True, help="Tick once and exit.")
+@with_appcontext
+def scheduler_run(interval, once):
+    """Start due sweeps (once per period), plan the next slot in RQ, re-queue stalled runs."""
+    from portal import scheduler as scheduler_module
+
+    app = current_app._get_current_object()
+    scheduler_module.run(app, interval=interval, once=once, echo=click.echo)

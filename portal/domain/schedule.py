@@ -1,0 +1,215 @@
+"""When the recurring sweep runs: monthly (day and time, UTC) or a cron expression, stored in the database.
+
+Every slot belongs to a period with a key ("monthly:2026-12", or "cron:2026-12-01T03:00" for cron
+slots). The tick starts the sweep of the latest slot that is due, if that period has no run yet; the
+run's period_key is unique, so two schedulers ticking at once start it once, and a slot missed while
+no scheduler was up runs when one comes back. Only the latest missed slot runs (one catch-up, not
+one per missed period), and slots before the schedule was last saved are not "missed".
+"""
+import calendar
+import logging
+import re
+from datetime import datetime, timedelta, timezone
+
+from croniter import croniter
+from sqlalchemy import select
+
+from portal.domain import audit, runs
+from portal.domain.errors import PermissionDenied, ValidationFailed
+from portal.domain.gate import may
+from portal.extensions import QUEUE_DEFAULT, db, get_queue
+from portal.models import SweepRun, SweepSchedule
+from portal.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+MODES = ("monthly", "cron")
+TIME_RE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+DEFAULTS = {"enabled": True, "mode": "monthly", "day_of_month": 1, "time_of_day": "03:00", "cron": None}
+
+
+def get_schedule():
+    """Return the schedule, or None if none has been saved."""
+    return db.session.scalar(select(SweepSchedule).order_by(SweepSchedule.id).limit(1))
+
+
+def parse_schedule(form):
+    """Validate a schedule form; return clean values.
+
+    Args:
+        form: mapping with enabled, mode (monthly|cron), day_of_month (1-31; the last day in shorter
+            months), time_of_day (HH:MM, UTC), cron (five fields: minute hour day month weekday).
+
+    Raises:
+        ValidationFailed: field_errors per field.
+    """
+    errors = {}
+    mode = (form.get("mode") or "monthly").strip()
+    values = {"enabled": str(form.get("enabled", "")).lower() in ("1", "on", "true", "yes"), "mode": mode,
+              "day_of_month": DEFAULTS["day_of_month"], "time_of_day": DEFAULTS["time_of_day"], "cron": None}
+    if mode not in MODES:
+        errors["mode"] = "Choose monthly or a cron expression."
+    elif mode == "monthly":
+        raw_day = str(form.get("day_of_month") or "").strip()
+        if not raw_day.isdigit() or not 1 <= int(raw_day) <= 31:
+            errors["day_of_month"] = "Enter a day of the month from 1 to 31."
+        else:
+            values["day_of_month"] = int(raw_day)
+        raw_time = str(form.get("time_of_day") or "").strip()
+        match = TIME_RE.match(raw_time)
+        if not match:
+            errors["time_of_day"] = "Enter a time as HH:MM (24-hour, UTC), like 03:00."
+        else:
+            values["time_of_day"] = f"{int(match.group(1)):02d}:{match.group(2)}"
+    else:
+        expression = " ".join(str(form.get("cron") or "").split())
+        if len(expression.split(" ")) != 5 or not croniter.is_valid(expression):
+            errors["cron"] = ("Enter a valid cron expression with five fields: minute hour day month weekday "
+                              "(for example 0 3 1 * * for 03:00 on the 1st).")
+        else:
+            values["cron"] = expression
+    if errors:
+        raise ValidationFailed(errors)
+    return values
+
+
+def save_schedule(actor, form, now=None):
+    """Save the recurring sweep's schedule; audited. Slots before now are not run as "missed".
+
+    Raises:
+        PermissionDenied, ValidationFailed.
+    """
+    decision = may(actor, "run_sweep", None)
+    if not decision:
+        raise PermissionDenied(decision.message)
+    values = parse_schedule(form)
+    now = now or utcnow()
+    schedule = get_schedule()
+    before = describe(schedule) if schedule else None
+    if schedule is None:
+        schedule = SweepSchedule()
+        db.session.add(schedule)
+    for key, value in values.items():
+        setattr(schedule, key, value)
+    schedule.updated_at, schedule.updated_by_id = now, getattr(actor, "id", None)
+    db.session.flush()
+    audit.record("schedule_updated", None, actor, data={"before": before, "after": describe(schedule)}, now=now)
+    db.session.commit()
+    plan_next_slot(schedule, now)
+    return schedule
+
+
+def describe(schedule):
+    """Say when the schedule runs, in words."""
+    if schedule is None:
+        return "Not scheduled"
+    if schedule.mode == "cron":
+        text = f"Cron {schedule.cron} (UTC)"
+    else:
+        day = schedule.day_of_month
+        suffix = "th" if 10 <= day % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
+        text = f"Monthly on the {day}{suffix} at {schedule.time_of_day} UTC"
+        if day > 28:
+            text += " (the last day in shorter months)"
+    return text if schedule.enabled else f"{text} — paused"
+
+
+def _monthly_slot(schedule, year, month):
+    hour, minute = (int(x) for x in schedule.time_of_day.split(":"))
+    day = min(schedule.day_of_month, calendar.monthrange(year, month)[1])
+    return datetime(year, month, day, hour, minute)
+
+
+def _shift_month(year, month, delta):
+    index = year * 12 + month - 1 + delta
+    return index // 12, index % 12 + 1
+
+
+def next_run_time(schedule, after=None):
+    """Return the first slot strictly after `after` (default now), or None if paused."""
+    if schedule is None or not schedule.enabled:
+        return None
+    after = after or utcnow()
+    if schedule.mode == "cron":
+        return croniter(schedule.cron, after).get_next(datetime)
+    slot = _monthly_slot(schedule, after.year, after.month)
+    if slot <= after:
+        slot = _monthly_slot(schedule, *_shift_month(after.year, after.month, 1))
+    return slot
+
+
+def latest_slot(schedule, now):
+    """Return the latest slot at or before now."""
+    if schedule.mode == "cron":
+        return croniter(schedule.cron, now.replace(second=0, microsecond=0) + timedelta(seconds=1)).get_prev(datetime)
+    slot = _monthly_slot(schedule, now.year, now.month)
+    if slot > now:
+        slot = _monthly_slot(schedule, *_shift_month(now.year, now.month, -1))
+    return slot
+
+
+def period_key(schedule, slot):
+    """The key of the period a slot belongs to: a month for monthly schedules, the slot for cron."""
+    if schedule.mode == "cron":
+        return f"cron:{slot:%Y-%m-%dT%H:%M}"
+    return f"monthly:{slot:%Y-%m}"
+
+
+def due_period(schedule, now=None):
+    """Return (slot, period key) of the sweep due now and not yet started, or None."""
+    if schedule is None or not schedule.enabled:
+        return None
+    now = now or utcnow()
+    slot = latest_slot(schedule, now)
+    if schedule.updated_at and slot < schedule.updated_at.replace(second=0, microsecond=0):
+        return None  # set after that slot: it was never due under this schedule
+    key = period_key(schedule, slot)
+    if db.session.scalar(select(SweepRun.id).where(SweepRun.period_key == key)) is not None:
+        return None
+    return slot, key
+
+
+def tick(now=None):
+    """Start the due sweep (once per period, enforced by the database), plan the next slot, recover runs.
+
+    Returns:
+        dict(started: run id or None, waiting: id of the run in the way or None,
+        next_run_at: datetime or None, recovered: [run ids queued again]).
+    """
+    from portal.domain import sweeps
+
+    now = now or utcnow()
+    result = {"started": None, "waiting": None, "next_run_at": None, "recovered": []}
+    schedule = get_schedule()
+    due = due_period(schedule, now)
+    if due is not None:
+        slot, key = due
+        try:
+            run = sweeps.start_recurring(schedule.id, key, now=now)
+            result["started"] = run.id if run is not None else None
+            if run is None:
+                log.info("sweep of %s skipped: no rule is enabled", key)
+        except runs.PeriodAlreadyRun:
+            db.session.rollback()  # another scheduler started it a moment ago
+        except runs.RunInProgress as exc:
+            db.session.rollback()  # a clean-up or undo is running: start on a later tick
+            result["waiting"] = exc.details.get("run_id")
+    result["next_run_at"] = next_run_time(schedule, now)
+    if schedule is not None:
+        plan_next_slot(schedule, now)
+    result["recovered"] = runs.enqueue_unfinished(stale_only=True, now=now)
+    return result
+
+
+def plan_next_slot(schedule, now=None):
+    """Ask RQ's scheduler to run a tick at the next slot (one job per slot; re-planning replaces it)."""
+    at = next_run_time(schedule, now)
+    if at is None:
+        return None
+    job_id = "sweep-slot-" + re.sub(r"[^A-Za-z0-9_-]", "-", period_key(schedule, at))
+    try:
+        get_queue(QUEUE_DEFAULT).enqueue_at(at.replace(tzinfo=timezone.utc), "portal.scheduler.scheduled_tick",
+                                            job_id=job_id, job_timeout=600, description=f"sweep slot {at:%Y-%m-%d %H:%M} UTC")
+    except Exception as exc:  # noqa: BLE001 - the periodic tick still starts it
+        log.warning("could not plan the next sweep slot: %s", exc)
+        return None
+    return job_id

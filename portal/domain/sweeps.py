@@ -1,0 +1,336 @@
+"""Sweeps: the suspension rules, the dry run, the one-time clean-up, undo, and the run history.
+
+Rules are conjunctions of conditions; an account matches if any enabled rule matches. A clean-up
+and the recurring sweep both run the enabled rules through the run engine (portal.domain.runs),
+which is set-based, chunked and resumable. Exempt accounts are never swept (see exemptions.py).
+"""
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
+
+from flask import current_app
+from sqlalchemy import select
+
+from portal.domain import audit, runs
+from portal.domain.errors import DomainError, InvalidTransition, PermissionDenied, ValidationFailed
+from portal.domain.gate import may
+from portal.domain.preview import preview as _preview
+from portal.domain.rules import RULE_FIELDS, describe, snapshot
+from portal.domain.run_chunk import BY_RULE, rule_reason
+from portal.extensions import db
+from portal.models import SuspensionRule, SweepRun, User
+from portal.timeutil import utcnow
+
+NAME_MAX = 100
+LIMITS = {"inactivity_months": (1, 600), "overdue_days": (0, 3650)}
+MAX_BALANCE_CENTS = 10**11
+DEFAULT_RULES = (
+    {"name": "Inactive 12+ months", "inactivity_months": 12, "min_balance_cents": None, "overdue_days": None},
+    {"name": "Balance over $5 unpaid 30+ days", "inactivity_months": None, "min_balance_cents": 500,
+     "overdue_days": 30},
+)
+
+
+class RuleNotFound(DomainError):
+    """No such rule."""
+
+    status_code = 404
+
+    def __init__(self):
+        super().__init__("Rule not found.")
+
+
+def _require(actor, action):
+    decision = may(actor, action, None)
+    if not decision:
+        raise PermissionDenied(decision.message)
+
+
+# ---------------------------------------------------------------- rules
+
+def list_rules():
+    """Return every rule, oldest first."""
+    return list(db.session.scalars(select(SuspensionRule).order_by(SuspensionRule.id)))
+
+
+def get_rule(rule_id):
+    """Return the rule or raise RuleNotFound."""
+    rule = db.session.get(SuspensionRule, int(rule_id)) if str(rule_id).isdigit() else None
+    if rule is None:
+        raise RuleNotFound()
+    return rule
+
+
+def enabled_rules():
+    """Return snapshots of the enabled rules: what a sweep started now would apply."""
+    return [snapshot(rule) for rule in list_rules() if rule.enabled]
+
+
+def parse_rule(form):
+    """Validate a rule form; return its clean values.
+
+    Args:
+        form: a mapping with name, enabled, inactivity_months, min_balance (dollars), overdue_days.
+            A blank condition is off; at least one must be set.
+
+    Raises:
+        ValidationFailed: field_errors per field ("conditions" when none is set).
+    """
+    errors, values = {}, {}
+    name = (form.get("name") or "").strip()
+    if not name:
+        errors["name"] = "Give the rule a name."
+    elif len(name) > NAME_MAX:
+        errors["name"] = f"Keep the name to {NAME_MAX} characters."
+    values["name"] = name
+    values["enabled"] = str(form.get("enabled", "")).lower() in ("1", "on", "true", "yes", "y")
+    for field, (low, high) in LIMITS.items():
+        values[field] = _whole_number(form.get(field), low, high, field, errors)
+    values["min_balance_cents"] = _money(form.get("min_balance"), errors)
+    if not errors and all(values[f] is None for f in RULE_FIELDS):
+        errors["conditions"] = "Set at least one condition: inactivity, balance, or days past due."
+    if errors:
+        raise ValidationFailed(errors)
+    return values
+
+
+def _whole_number(raw, low, high, field, errors):
+    raw = str(raw if raw is not None else "").strip()
+    if not raw:
+        return None
+    unit = "months" if field == "inactivity_months" else "days"
+    try:
+        value = int(raw)
+    except ValueError:
+        errors[field] = f"Enter a whole number of {unit}, like {max(low, 1) * 12 if unit == 'months' else 30}."
+        return None
+    if not low <= value <= high:
+        errors[field] = f"Enter a number of {unit} from {low} to {high:,}."
+        return None
+    return value
+
+
+def _money(raw, errors):
+    raw = str(raw if raw is not None else "").strip().lstrip("$").replace(",", "")
+    if not raw:
+        return None
+    try:
+        amount = Decimal(raw)
+    except InvalidOperation:
+        errors["min_balance"] = "Enter an amount in dollars, like 5 or 12.50."
+        return None
+    if not amount.is_finite() or amount < 0 or amount.as_tuple().exponent < -2:
+        errors["min_balance"] = "Enter an amount of zero or more, with at most two decimals."
+        return None
+    cents = int(amount * 100)
+    if cents > MAX_BALANCE_CENTS:
+        errors["min_balance"] = "That amount is too large."
+        return None
+    return cents
+
+
+def create_rule(actor, form, now=None):
+    """Create a rule from a form; audited.
+
+    Raises:
+        PermissionDenied, ValidationFailed.
+    """
+    _require(actor, "manage_rules")
+    values = parse_rule(form)
+    now = now or utcnow()
+    rule = SuspensionRule(created_at=now, updated_at=now, **values)
+    db.session.add(rule)
+    db.session.flush()
+    audit.record("rule_created", None, actor, data={"rule": snapshot(rule)}, now=now)
+    db.session.commit()
+    return rule
+
+
+def update_rule(actor, rule_id, form, now=None):
+    """Change a rule from a form; audited with the rule before and after.
+
+    Raises:
+        PermissionDenied, RuleNotFound, ValidationFailed.
+    """
+    _require(actor, "manage_rules")
+    rule = get_rule(rule_id)
+    values = parse_rule(form)
+    before = snapshot(rule)
+    for key, value in values.items():
+        setattr(rule, key, value)
+    rule.updated_at = now or utcnow()
+    audit.record("rule_updated", None, actor, data={"before": before, "after": snapshot(rule)}, now=now)
+    db.session.commit()
+    return rule
+
+
+def set_rule_enabled(actor, rule_id, enabled, now=None):
+    """Turn a rule on or off; audited.
+
+    Raises:
+        PermissionDenied, RuleNotFound.
+    """
+    _require(actor, "manage_rules")
+    rule = get_rule(rule_id)
+    rule.enabled, rule.updated_at = bool(enabled), now or utcnow()
+    audit.record("rule_enabled" if enabled else "rule_disabled", None, actor, data={"rule": snapshot(rule)},
+                 now=now)
+    db.session.commit()
+    return rule
+
+
+def delete_rule(actor, rule_id, now=None):
+    """Delete a rule (runs keep their own snapshot of it); audited.
+
+    Raises:
+        PermissionDenied, RuleNotFound.
+    """
+    _require(actor, "manage_rules")
+    rule = get_rule(rule_id)
+    audit.record("rule_deleted", None, actor, data={"rule": snapshot(rule)}, now=now)
+    db.session.delete(rule)
+    db.session.commit()
+
+
+# ---------------------------------------------------------------- dry run and clean-up
+
+def preview(as_of=None, sample_size=20):
+    """Dry run of the enabled rules: counts, per-rule counts, skipped by reason, a sample with reasons."""
+    result = _preview(enabled_rules(), as_of=as_of, sample_size=sample_size)
+    result["confirm_threshold"] = confirm_threshold()
+    result["needs_confirmation"] = result["would_change"] > result["confirm_threshold"]
+    result["running_run_id"] = runs.running_exclusive_run()
+    return result
+
+
+def confirm_threshold():
+    """Above this many accounts, a clean-up must be confirmed by typing the count."""
+    return int(current_app.config["CLEANUP_CONFIRM_THRESHOLD"])
+
+
+def start_cleanup(actor, reason_category=BY_RULE, reason_note=None, confirm_count=None, as_of=None,
+                  trigger="user", now=None):
+    """Start the one-time clean-up by the enabled rules, on the sweeps queue.
+
+    Args:
+        actor: the super admin (None from the command line, with trigger="cli").
+        reason_category: BY_RULE (non-payment or inactivity per account, the default) or one of gate.REASONS.
+        reason_note: why, written on every account and audit event.
+        confirm_count: the count the admin typed; required when more than CLEANUP_CONFIRM_THRESHOLD
+            accounts would be suspended, and it must equal that number as of now.
+        as_of: the time rules are evaluated at (default now).
+        trigger: user | cli.
+
+    Returns:
+        The queued SweepRun.
+
+    Raises:
+        PermissionDenied, ValidationFailed (reason, no enabled rule, confirmation missing or wrong),
+        RunInProgress (another clean-up, sweep or undo is queued or running).
+    """
+    if actor is not None:
+        _require(actor, "run_sweep")
+    now = now or utcnow()
+    rules = enabled_rules()
+    selection = {"type": "rules", "rules": rules}
+    runs._validate_reason(reason_category, reason_note, selection)  # bad input fails before the count
+    if not rules:
+        raise ValidationFailed({"rules": "No rule is enabled: enable or add a rule first."})
+    busy = runs.running_exclusive_run()
+    if busy is not None:
+        raise runs.RunInProgress(busy)
+    _check_confirmation(_preview(rules, as_of=as_of or now, sample_size=0)["would_change"], confirm_count)
+    return runs.start_run(actor, "cleanup", "suspend", selection, reason_category, reason_note,
+                          as_of=as_of or now, trigger=trigger, now=now)
+
+
+def _check_confirmation(would_change, confirm_count):
+    if would_change <= confirm_threshold():
+        return
+    raw = str(confirm_count if confirm_count is not None else "").strip().replace(",", "")
+    if not raw:
+        raise ValidationFailed({"confirm_count": f"{would_change:,} accounts would be suspended. "
+                                                 f"Type {would_change} to confirm."})
+    if raw != str(would_change):
+        raise ValidationFailed({"confirm_count": f"That doesn't match: {would_change:,} accounts would be "
+                                                 f"suspended now. Type {would_change} to confirm."})
+
+
+def start_recurring(schedule_id, period_key, now=None):
+    """Start the recurring sweep of one period (called by the scheduler; unique per period).
+
+    Returns:
+        The queued SweepRun, or None when no rule is enabled.
+
+    Raises:
+        PeriodAlreadyRun, RunInProgress.
+    """
+    rules = enabled_rules()
+    if not rules:
+        return None
+    return runs.start_run(None, "recurring", "suspend", {"type": "rules", "rules": rules}, BY_RULE,
+                          f"Scheduled sweep for {period_key.split(':', 1)[-1]}", trigger="schedule",
+                          schedule_id=schedule_id, period_key=period_key, now=now)
+
+
+def start_undo(actor, run_id, reason_category, reason_note, trigger="user", now=None):
+    """Reactivate the accounts a run suspended that are still suspended by it (itself a run).
+
+    Raises:
+        PermissionDenied, RunNotFound, ValidationFailed,
+        InvalidTransition (not a suspending run, still running, or already undone), RunInProgress.
+    """
+    if actor is not None:
+        _require(actor, "run_sweep")
+    run = runs.get_run(run_id)
+    if run.action != "suspend":
+        raise InvalidTransition(f"Run #{run.id} did not suspend anything, so there is nothing to undo.")
+    if run.status in runs.ACTIVE_STATUSES:
+        raise InvalidTransition(f"Run #{run.id} is still in progress; undo it once it has finished.")
+    undone = db.session.scalar(select(SweepRun.id).where(SweepRun.undo_of_run_id == run.id,
+                                                         SweepRun.status != "failed"))
+    if undone is not None:
+        raise InvalidTransition(f"Run #{run.id} has already been undone by run #{undone}.")
+    return runs.start_run(actor, "undo", "reactivate", {"type": "undo", "run_id": run.id}, reason_category,
+                          reason_note, undo_of_run_id=run.id, trigger=trigger, now=now)
+
+
+# ---------------------------------------------------------------- history
+
+def list_runs(limit=50, before_id=None, kinds=None):
+    """Return runs newest first (keyset pages: before_id), each with who or what triggered it."""
+    query = select(SweepRun, User).outerjoin(User, User.id == SweepRun.triggered_by_id).order_by(SweepRun.id.desc())
+    if before_id:
+        query = query.where(SweepRun.id < int(before_id))
+    if kinds:
+        query = query.where(SweepRun.kind.in_(kinds))
+    return [{"run": run, "by": user, "trigger_label": trigger_label(run, user)}
+            for run, user in db.session.execute(query.limit(limit))]
+
+
+def trigger_label(run, user=None):
+    """Say who or what started a run."""
+    if run.trigger == "schedule":
+        return f"Schedule ({run.period_key.split(':', 1)[-1]})" if run.period_key else "Schedule"
+    if run.trigger == "cli":
+        return "Command line"
+    return user.name if user is not None else "System"
+
+
+def run_details(run_id):
+    """Return a run, its live progress, its rules described, and its undo (if any).
+
+    Raises:
+        RunNotFound.
+    """
+    run = runs.get_run(run_id)
+    user = db.session.get(User, run.triggered_by_id) if run.triggered_by_id else None
+    undo = db.session.scalar(select(SweepRun).where(SweepRun.undo_of_run_id == run.id)
+                             .order_by(SweepRun.id.desc()).limit(1))
+    rules = [dict(r, description=describe(r), reason=rule_reason(r)) for r in (run.rules_snapshot or [])]
+    state = runs.progress(run.id)
+    stale = timedelta(seconds=float(current_app.config["SWEEP_CHUNK_STALE_SECONDS"]))
+    beat = run.heartbeat_at or run.created_at
+    return {"run": run, "progress": state, "rules": rules, "trigger_label": trigger_label(run, user), "undo": undo,
+            "undo_of": db.session.get(SweepRun, run.undo_of_run_id) if run.undo_of_run_id else None,
+            "stalled": run.status in runs.ACTIVE_STATUSES and beat < utcnow() - stale,
+            "can_undo": run.action == "suspend" and state["finished"] and (undo is None or undo.status == "failed")}

@@ -1,0 +1,130 @@
+"""Sweep pages (super admin): run history, clean-up with preview and confirmation, a run's live
+progress and report, undo, resume, and the recurring schedule."""
+from flask import Blueprint, flash, request
+from flask_login import current_user
+
+from portal.domain import runs, schedule, sweeps
+from portal.domain.errors import Conflict, InvalidTransition, ValidationFailed
+from portal.web.access import SUPER_ADMIN, roles_required
+from portal.web.helpers import redirect_after_post, render
+
+bp = Blueprint("sweeps", __name__, url_prefix="/sweeps")
+PAGE = 25
+
+
+def _actor():
+    return current_user._get_current_object()
+
+
+@bp.route("")
+@roles_required(SUPER_ADMIN)
+def index():
+    """List runs, newest first, with the schedule and its next run time."""
+    before = request.args.get("before", type=int)
+    rows = sweeps.list_runs(limit=PAGE + 1, before_id=before)
+    current = schedule.get_schedule()
+    return render("sweeps/index.html", block="history" if before else None, rows=rows[:PAGE],
+                  older=rows[PAGE - 1]["run"].id if len(rows) > PAGE else None, schedule=current,
+                  schedule_text=schedule.describe(current), next_run_at=schedule.next_run_time(current),
+                  running_id=runs.running_exclusive_run())
+
+
+def _cleanup_page(form=None, errors=None, status=200, block=None, form_error=None, sample_size=20):
+    summary = sweeps.preview(sample_size=sample_size)
+    return render("sweeps/cleanup.html", block=block, status=status, preview=summary, errors=errors or {},
+                  form=form or {"reason_category": sweeps.BY_RULE, "reason_note": ""}, form_error=form_error)
+
+
+@bp.route("/cleanup")
+@roles_required(SUPER_ADMIN)
+def cleanup():
+    """Preview the enabled rules (dry run) beside the form that starts the clean-up."""
+    return _cleanup_page()
+
+
+@bp.route("/cleanup", methods=["POST"])
+@roles_required(SUPER_ADMIN)
+def start_cleanup():
+    """Start the one-time clean-up (typed count above the threshold)."""
+    form = {key: request.form.get(key, "") for key in ("reason_category", "reason_note", "confirm_count")}
+    try:
+        run = sweeps.start_cleanup(_actor(), form["reason_category"], form["reason_note"],
+                                   confirm_count=form["confirm_count"])
+    except ValidationFailed as exc:
+        return _cleanup_page(form, exc.field_errors, 422, block="cleanup_form", sample_size=0)
+    except Conflict as exc:
+        return _cleanup_page(form, status=409, block="cleanup_form", form_error=exc.message, sample_size=0)
+    flash(f"Clean-up run #{run.id} started.", "success")
+    return redirect_after_post("sweeps.run", run_id=run.id)
+
+
+def _run_page(run_id, block=None, status=200, undo_form=None, undo_errors=None, form_error=None):
+    details = sweeps.run_details(run_id)
+    return render("sweeps/run.html", block=block, status=status, undo_form=undo_form or {},
+                  undo_errors=undo_errors or {}, form_error=form_error, **details)
+
+
+@bp.route("/runs/<int:run_id>")
+@roles_required(SUPER_ADMIN)
+def run(run_id):
+    """Show a run: what it applied, its live progress, its report, and undo or resume."""
+    return _run_page(run_id)
+
+
+@bp.route("/runs/<int:run_id>/progress")
+@roles_required(SUPER_ADMIN)
+def progress(run_id):
+    """Show a run's live part (it polls itself only while the run is queued or running)."""
+    return _run_page(run_id, block="live")
+
+
+@bp.route("/runs/<int:run_id>/undo", methods=["POST"])
+@roles_required(SUPER_ADMIN)
+def undo(run_id):
+    """Start undoing a run: reactivate what it suspended and still holds."""
+    form = {key: request.form.get(key, "") for key in ("reason_category", "reason_note")}
+    try:
+        undo_run = sweeps.start_undo(_actor(), run_id, form["reason_category"], form["reason_note"])
+    except ValidationFailed as exc:
+        return _run_page(run_id, "undo_form", 422, form, exc.field_errors)
+    except (Conflict, InvalidTransition) as exc:
+        return _run_page(run_id, "undo_form", exc.status_code, form, form_error=exc.message)
+    flash(f"Undo run #{undo_run.id} started.", "success")
+    return redirect_after_post("sweeps.run", run_id=undo_run.id)
+
+
+@bp.route("/runs/<int:run_id>/resume", methods=["POST"])
+@roles_required(SUPER_ADMIN)
+def resume(run_id):
+    """Queue a failed or stalled run again."""
+    runs.resume_run(_actor(), run_id)
+    flash(f"Run #{run_id} resumed.", "success")
+    return redirect_after_post("sweeps.run", run_id=run_id)
+
+
+@bp.route("/schedule")
+@roles_required(SUPER_ADMIN)
+def schedule_form():
+    """Show the recurring sweep's schedule form."""
+    current = schedule.get_schedule()
+    form = {k: getattr(current, k) for k in schedule.DEFAULTS} if current else dict(schedule.DEFAULTS)
+    return render("sweeps/schedule.html", form=form, errors={}, schedule=current,
+                  next_run_at=schedule.next_run_time(current))
+
+
+@bp.route("/schedule", methods=["POST"])
+@roles_required(SUPER_ADMIN)
+def save_schedule():
+    """Save the schedule."""
+    form = {key: request.form.get(key, "").strip() for key in ("mode", "day_of_month", "time_of_day", "cron")}
+    form["enabled"] = bool(request.form.get("enabled"))
+    try:
+        saved = schedule.save_schedule(_actor(), form)
+    except ValidationFailed as exc:
+        current = schedule.get_schedule()
+        return render("sweeps/schedule.html", block="schedule_form", status=422, form=form,
+                      errors=exc.field_errors, schedule=current, next_run_at=schedule.next_run_time(current))
+    nxt = schedule.next_run_time(saved)
+    flash("Schedule saved. " + (f"Next sweep: {nxt:%Y-%m-%d %H:%M} UTC." if nxt else "Sweeps are paused."),
+          "success")
+    return redirect_after_post("sweeps.index")
