@@ -252,11 +252,17 @@ def signed_in_client(app):
 
 
 def deep_cursor_url(app, depth):
-    """Return the list URL of the page that starts `depth` rows deep (via the pager's own links)."""
+    """Return the list URL of the page that starts `depth` rows deep, as the pager's Next link would give it."""
+    from sqlalchemy import func, select
+
     from portal.domain import account_search
+    from portal.extensions import db
+    from portal.models import Account
 
     with app.app_context():
-        return account_search.url_for_depth(depth)
+        key = func.lower(Account.name)
+        row = db.session.execute(select(key, Account.id).order_by(key, Account.id).offset(depth - 1).limit(1)).one()
+        return "/accounts?cursor=" + account_search.encode_cursor("name", "after", row[0], row[1])
 
 
 def cases(app, rng):
@@ -305,15 +311,36 @@ def measure(app, iterations, rng):
     return results
 
 
-def show_plans(app):
-    """Print the plan of each main list query shape."""
-    from portal.domain import account_search
+def show_plans(app, rng):
+    """Print the plan of each query the main cases send (one request each)."""
+    import re
 
+    from sqlalchemy import event
+
+    from portal.extensions import db
+
+    client = signed_in_client(app)
     with app.app_context():
-        for shape, lines in account_search.explain_shapes().items():
-            say(f"  plan [{shape}]:")
-            for line in lines:
-                say(f"      {line}")
+        engine = db.engine
+        pg = engine.dialect.name == "postgresql"
+    for name, next_url in cases(app, rng).items():
+        seen = []
+
+        def listen(conn, cursor, statement, parameters, context, executemany):
+            if statement.lstrip().upper().startswith("SELECT") and re.search(r"\bFROM accounts\b", statement):
+                seen.append((statement, parameters))
+
+        event.listen(engine, "before_cursor_execute", listen)
+        url = next_url()
+        client.get(url, headers={"HX-Request": "true"})
+        event.remove(engine, "before_cursor_execute", listen)
+        say(f"  plans [{name}] {url[:90]}")
+        with app.app_context(), db.engine.connect() as conn:
+            for statement, parameters in seen:
+                say(f"    {' '.join(statement.split())[:160]}")
+                rows = conn.exec_driver_sql(("EXPLAIN " if pg else "EXPLAIN QUERY PLAN ") + statement, parameters).all()
+                for r in rows:
+                    say(f"        {r[-1]}")
 
 
 def run(db_name, url, args, redis_url):
@@ -322,7 +349,7 @@ def run(db_name, url, args, redis_url):
     seed(app, args.accounts)
     sync_indexes(app)
     if args.plans:
-        show_plans(app)
+        show_plans(app, random.Random(5))
     results = measure(app, args.iterations, random.Random(11))
     say(f"  {'case':<34} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}   ({args.iterations} requests each)")
     for name, (p50, p95, worst) in results.items():

@@ -14,6 +14,9 @@ def _sqlite_pragmas(dbapi_connection, connection_record):  # noqa: ARG001
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
+        # Read the file through a memory map: the account list walks an index and reads each row it
+        # checks; without a syscall per page that walk is about a third faster (BENCHMARKS.md).
+        cursor.execute("PRAGMA mmap_size=268435456")
         cursor.close()
 
 

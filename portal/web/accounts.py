@@ -9,6 +9,7 @@ from flask_login import current_user
 
 from portal.domain import account_search, bulk
 from portal.domain.errors import ValidationFailed
+from portal.domain.gate import STATE_LABELS
 from portal.web.access import STAFF, SUPER_ADMIN, roles_required
 from portal.web.auth import _safe_next
 from portal.web.helpers import is_fragment_request, redirect_after_post, render
@@ -22,10 +23,20 @@ def list_url(args):
     return url_for("accounts.index") + (f"?{query}" if query else "")
 
 
+ROW_ACTIONS = {"active": "Suspend…", "limited": "Change status…", "suspended": "Reactivate…"}
+
+
+def row_links(here):
+    """What every row's links share, built once per page (url_for per row is a large part of a 200-row page)."""
+    return {"root": url_for("accounts.index"), "next_query": "?" + urlencode({"next": here}) if here else "",
+            "labels": STATE_LABELS, "actions": ROW_ACTIONS}
+
+
 def _list_context(f):
     page = account_search.list_page(f)
+    here = list_url(f.args(_cursor(f)))
     return dict(filters=f, page=page, sorts=account_search.SORTS, page_sizes=account_search.PAGE_SIZES,
-                classes=account_search.class_names(), list_url=list_url, here=list_url(f.args(_cursor(f))),
+                classes=account_search.class_names(), list_url=list_url, here=here, links=row_links(here),
                 can_change=current_user.role in SUPER_ADMIN, fragment=is_fragment_request(),
                 scan_budget=account_search.SCAN_BUDGET)
 
@@ -66,7 +77,7 @@ def row(account_id):
     if account is None or not is_fragment_request():
         return redirect(url_for("accounts.detail", account_id=account_id))
     return render("accounts/_row.html", account=account, classes=account_search.class_names(),
-                  can_change=current_user.role in SUPER_ADMIN, here=_safe_next(request.args.get("next")))
+                  can_change=current_user.role in SUPER_ADMIN, links=row_links(_safe_next(request.args.get("next"))))
 
 
 @bp.route("/export.csv")
