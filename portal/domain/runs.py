@@ -318,6 +318,7 @@ def resume_run(actor, run_id):
     except IntegrityError:
         db.session.rollback()
         raise RunInProgress(running_exclusive_run()) from None
+    _release_claims(run.id)  # the admin says it is stuck: don't wait for claims to go stale
     db.session.refresh(run)
     enqueue_run(run.id)
     return run
@@ -353,6 +354,7 @@ def process_run(run_id, worker_name=None, stale_after=None, poll=0.5):
             _process_chunk_with_retry(run, chunk, selected)
     except Exception as exc:
         db.session.rollback()
+        _release_claims(run.id, worker_name)
         _mark_failed(run.id, exc)
         raise
     _finish(run.id)
@@ -383,6 +385,19 @@ def _mark_running(run):
         db.session.rollback()
         raise RunInProgress(running_exclusive_run()) from None
     db.session.refresh(run)
+
+
+def _release_claims(run_id, worker_name=None):
+    """Give back unfinished chunks (this worker's, or all) so a resumed run takes them at once.
+
+    Safe even if a live worker still holds one: a chunk is marked done in the transaction that
+    changes its accounts, and process_chunk re-checks that first, so a chunk is never done twice.
+    """
+    query = update(SweepRunChunk).where(SweepRunChunk.run_id == run_id, SweepRunChunk.done_at.is_(None))
+    if worker_name is not None:
+        query = query.where(SweepRunChunk.claimed_by == worker_name)
+    db.session.execute(query.values(claimed_at=None, claimed_by=None))
+    db.session.commit()
 
 
 def _mark_failed(run_id, exc):
