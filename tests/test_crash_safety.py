@@ -1,0 +1,122 @@
+"""Crash safety with real worker processes: kill -9 the sweep worker mid-run, start another, and the run
+finishes with every account suspended once, one audit event and one email each; an account an admin
+reactivates while the run is going is not suspended again by it."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import datetime
+
+import pytest
+from sqlalchemy import insert, select
+
+from portal.domain import runs, suspension, sweeps
+from portal.extensions import db
+from portal.models import Account, AuditEvent, OutboxEmail, SuspensionRule, SweepRunChunk, User
+from tests.conftest import ROOT, SECRET
+
+pytestmark = pytest.mark.slow
+ACCOUNTS = 400
+CHUNK = 20
+OLD = datetime(2022, 5, 1)
+WORKER_ENV = {"PORTAL_SWEEP_CHUNK_STALE_SECONDS": "2", "PORTAL_SWEEP_CHUNK_PAUSE_SECONDS": "0.15"}
+
+
+@pytest.fixture
+def app_config():
+    return {"SWEEP_CHUNK_SIZE": CHUNK, "SWEEP_CHUNK_STALE_SECONDS": 2, "CLEANUP_CONFIRM_THRESHOLD": 10_000}
+
+
+@pytest.fixture
+def dormant(ctx, make):
+    """ACCOUNTS inactive accounts, each with one account manager; the default rules; an admin."""
+    db.session.execute(SuspensionRule.__table__.delete())
+    db.session.add(SuspensionRule(enabled=True, **sweeps.DEFAULT_RULES[0]))
+    db.session.execute(insert(Account), [
+        dict(number=f"K{i:06d}", name=f"Dormant {i}", email=f"d{i}@example.test", status="active", exempt=False,
+             balance_cents=0, created_at=OLD, last_activity_at=OLD, settings={}, version=1)
+        for i in range(ACCOUNTS)])
+    ids = list(db.session.scalars(select(Account.id).order_by(Account.id)))
+    db.session.execute(insert(User), [
+        dict(email=f"m{i}@example.test", name=f"Manager {i}", role="account_manager", account_id=account_id,
+             password_hash="x", session_token=f"token-{i}", disabled=False, email_notifications=True)
+        for i, account_id in enumerate(ids)])
+    db.session.commit()
+    admin = db.session.get(User, make.user("super_admin").id)
+    return admin, ids
+
+
+def _start_worker(database_url, redis_url):
+    env = dict(os.environ, PORTAL_ENV="testing", SECRET_KEY=SECRET, DATABASE_URL=database_url, REDIS_URL=redis_url,
+               **WORKER_ENV)
+    return subprocess.Popen([sys.executable, os.path.join(ROOT, "worker.py"), "--burst", "sweeps"], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def _chunks_done(run_id):
+    db.session.rollback()
+    return runs.progress(run_id)["chunks_done"]
+
+
+def _claimed_not_done(run_id):
+    """The chunks a worker has claimed and not finished (a killed worker's stays so until it goes stale)."""
+    db.session.rollback()
+    return db.session.scalars(select(SweepRunChunk.id).where(
+        SweepRunChunk.run_id == run_id, SweepRunChunk.done_at.is_(None), SweepRunChunk.claimed_at.is_not(None))).all()
+
+
+def _wait_until(predicate, timeout=90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_killing_the_worker_mid_run_loses_nothing_and_doubles_nothing(app, dormant, database_url, redis_server):
+    admin, ids = dormant
+    run = sweeps.start_cleanup(admin, sweeps.BY_RULE, "Dormant for years")
+    total_chunks = runs.progress(run.id)["chunks"]
+    worker = _start_worker(database_url, redis_server.url)
+    try:
+        assert _wait_until(lambda: _chunks_done(run.id) >= 4 and _claimed_not_done(run.id)), "no worker got going"
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)  # the worker and the work horse it forked, mid-run
+        worker.wait(10)
+    done_at_kill = _chunks_done(run.id)
+    assert runs.progress(run.id)["status"] == "running" and done_at_kill < total_chunks
+    claimed_not_done = _claimed_not_done(run.id)
+
+    # While the run is stopped, an admin reactivates an account it already suspended, and suspends then
+    # reactivates one it has not reached yet.
+    already = ids[0]
+    assert db.session.get(Account, already).status == "suspended"
+    suspension.reactivate(admin, already, "other", "Customer called back")
+    ahead = ids[-1]
+    suspension.suspend(admin, ahead, "other", "Checking something")
+    suspension.reactivate(admin, ahead, "other", "All fine")
+
+    second = _start_worker(database_url, redis_server.url)
+    _, errors = second.communicate(timeout=180)
+    assert second.returncode == 0, errors[-3000:]
+
+    db.session.rollback()
+    report = runs.progress(run.id)
+    assert report["status"] == "done" and report["chunks_done"] == total_chunks
+    assert report["skip_reasons"].get("reactivated by an admin during the run") == 1
+    statuses = dict(db.session.execute(select(Account.id, Account.status)).all())
+    assert statuses[already] == "active" and statuses[ahead] == "active"
+    suspended = {i for i in ids if statuses[i] == "suspended"}
+    assert suspended == set(ids) - {already, ahead}
+    assert report["changed"] == len(suspended) + 1  # + the one reactivated by the admin afterwards
+
+    events = Counter(db.session.scalars(select(AuditEvent.account_id).where(
+        AuditEvent.actor_run_id == run.id, AuditEvent.action == "suspended")))
+    assert set(events) == suspended | {already} and set(events.values()) == {1}
+    emails = Counter(db.session.scalars(select(OutboxEmail.account_id).where(OutboxEmail.kind == "account_suspended")))
+    assert {i: emails[i] for i in suspended | {already}} == {i: 1 for i in suspended | {already}}
+    assert emails[ahead] == 1  # the admin's own suspension emailed once; the run added none
+    assert len(claimed_not_done) <= 1  # the killed worker held at most one chunk, which was done again
