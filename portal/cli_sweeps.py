@@ -1,4 +1,5 @@
 """`flask sweep ...` and `flask scheduler run`: thin click wrappers over portal.domain.sweeps and schedule."""
+import sys
 import time
 
 import click
@@ -131,14 +132,19 @@ def _follow(run_id, wait, poll=0.5):
         return
     state = runs.progress(run_id)
     hinted, started = False, time.monotonic()
+    interactive = sys.stdout.isatty()
     with click.progressbar(length=max(state["chunks"], 1), label=f"Run #{run_id}", show_percent=True) as bar:
         shown = 0
         while not state["finished"]:
             time.sleep(poll)
             db.session.rollback()  # see the workers' commits
             state = runs.progress(run_id)
-            bar.update(state["chunks_done"] - shown)
-            shown = state["chunks_done"]
+            if state["chunks_done"] != shown:
+                bar.update(state["chunks_done"] - shown)
+                shown = state["chunks_done"]
+                if not interactive:  # a log, not a terminal: one line per step instead of a bar
+                    click.echo(f"  {shown}/{state['chunks']} chunks, {state['changed']:,} "
+                               f"{'suspended' if state['action'] == 'suspend' else 'reactivated'} so far")
             if not hinted and state["status"] == "queued" and time.monotonic() - started > 10:
                 click.echo("\nWaiting for a sweep worker: start one with `python worker.py sweeps`.", err=True)
                 hinted = True
