@@ -178,10 +178,10 @@ def test_route_walk(app, walk_world, redis_server, route):
         client, token = _client_as(app, walk_world, role)
         url = _url(app, route, _ids(walk_world, role))
         may = public or (role != ANONYMOUS and role in allowed)
+        before = _snapshot(app, redis_server.url)
         if route.method == "GET":
             response = client.get(url)
         else:
-            before = _snapshot(app, redis_server.url)
             response = client.open(url, method=route.method, data={"csrf_token": token})
         where = f"{route.method} {url} as {role}: {response.status_code}"
         if may:
@@ -191,8 +191,27 @@ def test_route_walk(app, walk_world, redis_server, route):
             assert _is_login_redirect(response) or response.status_code == 401, where
         else:
             assert response.status_code == 403, where
-        if route.method != "GET" and not may:
+        if route.method == "GET" or not may:  # no state change on GET, nor by anyone refused
             assert _snapshot(app, redis_server.url) == before, f"{where} changed something"
+
+
+WRITE_ROUTES = [r for r in ROUTES if r.method in WRITE_METHODS]
+
+
+@pytest.mark.parametrize("route", WRITE_ROUTES, ids=[f"{r.method} {r.rule}" for r in WRITE_ROUTES])
+def test_every_state_change_needs_the_csrf_token(app, walk_world, redis_server, route):
+    allowed = _allowed_roles(app, route.endpoint)
+    role = "super_admin" if allowed == "public" or "super_admin" in allowed else allowed[0]
+    client, token = _client_as(app, walk_world, role)
+    url = _url(app, route, _ids(walk_world, role))
+    before = _snapshot(app, redis_server.url)
+    for headers in ({}, {"HX-Request": "true"}, {"HX-Request": "true", "X-CSRFToken": "forged"}):
+        response = client.open(url, method=route.method, data={}, headers=headers)
+        assert response.status_code == 400, f"{route.method} {url} as {role} with {headers}: {response.status_code}"
+    assert _snapshot(app, redis_server.url) == before
+    # The same request with the session's token in the header htmx sends is accepted past the CSRF check.
+    accepted = client.open(url, method=route.method, data={}, headers={"HX-Request": "true", "X-CSRFToken": token})
+    assert accepted.status_code != 400 or "form expired" not in accepted.get_data(as_text=True)
 
 
 def test_anonymous_htmx_request_is_sent_to_sign_in_with_hx_redirect(client):
