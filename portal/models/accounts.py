@@ -61,7 +61,10 @@ class Account(db.Model):
     users = relationship("User", back_populates="account", lazy="select", order_by="User.id")
 
     __table_args__ = (
-        Index("ix_accounts_name_lower", func.lower(name), "id"),
+        # The list's index: name order for pages, then the columns its filters test, so a filtered walk
+        # checks them in the index and reads only candidate rows. No status here: sweeps rewrite status.
+        Index("ix_accounts_name_lower", func.lower(name), "id", "customer_class_id", "balance_cents",
+              "last_activity_at", "exempt"),
         Index("ix_accounts_email_lower", func.lower(email)),
         Index("ix_accounts_customer_class_id", "customer_class_id"),
         Index("ix_accounts_last_activity_at", "last_activity_at"),
