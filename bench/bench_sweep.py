@@ -1,0 +1,312 @@
+"""Benchmark the one-time clean-up end to end through RQ against one raw SQL statement, on a copy of a seeded database.
+
+    # SQLite: a seeded portal.sqlite3 (flask demo seed --accounts 1000000), copied for every measurement
+    .venv/bin/python bench/bench_sweep.py --sqlite /path/to/seeded.sqlite3 --workers 1
+    # PostgreSQL: a seeded database used as a template (CREATE DATABASE ... TEMPLATE) for every measurement
+    .venv/bin/python bench/bench_sweep.py --postgres postgresql+psycopg://postgres@127.0.0.1:5432/bench --workers 1 2
+
+For each database it prints:
+  raw      one UPDATE doing the same selection and the same column changes as the clean-up;
+  raw+audit the same UPDATE plus one audit row per account (one statement on PostgreSQL, two in one
+           transaction on SQLite);
+  ours     start_run (the enabled rules, reason by rule) until the run is done, processed by N forking
+           `worker.py sweeps` processes already waiting on a private Redis (audit rows, outbox emails,
+           progress per chunk included), with the workers' peak RSS (the largest worker or work horse);
+  naive    an ORM loop over the first --naive accounts (load each, lazy-load its invoices and
+           reservations, decide in Python, suspend with an audit event and emails, commit each).
+Nothing is changed in the seeded database itself.
+"""
+import argparse
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+os.environ.setdefault("PORTAL_ENV", "development")
+
+
+def _app(url, redis_url="redis://127.0.0.1:1/0"):
+    from portal import create_app
+
+    return create_app({"SQLALCHEMY_DATABASE_URI": url, "REDIS_URL": redis_url, "ENV_NAME": "development"})
+
+
+class Copies:
+    """Fresh copies of the seeded database, one per measurement."""
+
+    def __init__(self, args):
+        self.args = args
+        self.tmp = tempfile.mkdtemp(prefix="bench-sweep-", dir=args.workdir)
+        self.count = 0
+
+    def fresh(self):
+        self.count += 1
+        if self.args.sqlite:
+            target = os.path.join(self.tmp, "copy.sqlite3")
+            for suffix in ("", "-wal", "-shm"):
+                if os.path.exists(target + suffix):
+                    os.remove(target + suffix)
+            shutil.copyfile(self.args.sqlite, target)
+            return f"sqlite:///{target}"
+        import psycopg
+
+        base = self.args.postgres.rsplit("/", 1)
+        name = f"bench_copy_{os.getpid()}"
+        dsn = base[0].replace("postgresql+psycopg://", "postgresql://") + "/postgres"
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{base[1]}"')
+        return f"{base[0]}/{name}"
+
+    def drop(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        if self.args.postgres:
+            import psycopg
+
+            base = self.args.postgres.rsplit("/", 1)
+            dsn = base[0].replace("postgresql+psycopg://", "postgresql://") + "/postgres"
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "bench_copy_{os.getpid()}"')
+
+
+def _warm(app):
+    """Read accounts and open invoices once, so each measurement starts from the same cache state."""
+    from sqlalchemy import text
+
+    from portal.extensions import db
+
+    with app.app_context():
+        db.session.execute(text("SELECT count(*), sum(balance_cents), max(coalesce(last_activity_at, created_at)) "
+                                "FROM accounts")).one()
+        db.session.execute(text("SELECT count(*) FROM invoices WHERE paid_at IS NULL AND written_off_at IS NULL")).one()
+        db.session.remove()
+
+
+def _selection(app):
+    from portal.domain import sweeps
+
+    with app.app_context():
+        return {"type": "rules", "rules": sweeps.enabled_rules()}
+
+
+# ---------------------------------------------------------------- raw statements
+
+def raw_statement(url, with_audit):
+    """One UPDATE (plus audit rows) doing what the clean-up does to accounts; return (seconds, rows)."""
+    from sqlalchemy import and_, insert, literal, select, update
+
+    from portal.domain import rules as rules_domain
+    from portal.domain.run_chunk import BY_RULE, reason_expression
+    from portal.extensions import db
+    from portal.models import Account, AuditEvent
+    from portal.timeutil import utcnow
+
+    app = _app(url)
+    selection = _selection(app)
+    _warm(app)
+    with app.app_context():
+        now = utcnow()
+
+        class Run:  # what reason_expression reads
+            reason_category, params, as_of = BY_RULE, {"selection": selection}, now
+
+        reason = reason_expression(Run)
+        target = and_(Account.status.in_(("active", "limited")), Account.exempt.is_(False),
+                      rules_domain.match_clause(selection["rules"], now))
+        values = dict(status="suspended", status_reason=reason, status_note="raw", status_source="sweep",
+                      status_changed_at=now, suspended_by_run_id=999_999, version=Account.version + 1)
+        audit_cols = ["created_at", "account_id", "actor_run_id", "actor_label", "action", "reason_category",
+                      "state_before", "state_after"]
+        started = time.perf_counter()
+        if not with_audit:
+            rows = db.session.execute(update(Account).where(target).values(**values)
+                                      .execution_options(synchronize_session=False)).rowcount
+        elif db.engine.dialect.name == "postgresql":
+            acc = Account.__table__
+            upd = (update(acc).where(target).values(**values)
+                   .returning(acc.c.id, acc.c.status_reason).cte("upd"))
+            rows_sel = select(literal(now), upd.c.id, literal(999_999), literal("raw"), literal("suspended"),
+                              upd.c.status_reason, literal("active"), literal("suspended"))
+            ins = insert(AuditEvent.__table__).from_select(audit_cols, rows_sel).returning(AuditEvent.id).cte("ins")
+            from sqlalchemy import func
+
+            rows = db.session.scalar(select(func.count()).select_from(ins))
+        else:
+            rows_sel = select(literal(now), Account.id, literal(999_999), literal("raw"), literal("suspended"),
+                              reason, Account.status, literal("suspended")).where(target)
+            rows = db.session.execute(insert(AuditEvent.__table__).from_select(audit_cols, rows_sel)).rowcount
+            db.session.execute(update(Account).where(Account.id.in_(
+                select(AuditEvent.account_id).where(AuditEvent.actor_run_id == 999_999))).values(**values)
+                .execution_options(synchronize_session=False))
+        db.session.commit()
+        elapsed = time.perf_counter() - started
+        db.session.remove()
+        db.engine.dispose()
+    return elapsed, rows
+
+
+# ---------------------------------------------------------------- ours, through RQ
+
+def _start_redis():
+    from tests.services import RedisServer
+
+    return RedisServer()
+
+
+def ours(url, workers, chunk_size=None):
+    """start_run until done with `workers` waiting sweep workers; return dict of figures."""
+    from rq import Worker
+
+    from portal.domain import runs, sweeps
+    from portal.extensions import db, get_redis
+
+    redis = _start_redis()
+    env = dict(os.environ, DATABASE_URL=url, REDIS_URL=redis.url, PORTAL_ENV="development",
+               PORTAL_SECRET_KEY="bench", PYTHONUNBUFFERED="1")
+    env.pop("PORTAL_INSTANCE_PATH", None)
+    if chunk_size:
+        env["PORTAL_SWEEP_CHUNK_SIZE"] = str(chunk_size)
+    procs = []
+    app = _app(url, redis.url)
+    if chunk_size:
+        app.config["SWEEP_CHUNK_SIZE"] = chunk_size
+    app.config["SWEEP_PARALLEL_JOBS"] = workers
+    try:
+        logs = [open(os.path.join(tempfile.gettempdir(), f"bench-worker-{i}.log"), "w") for i in range(workers)]
+        procs = [subprocess.Popen([sys.executable, os.path.join(ROOT, "worker.py"), "sweeps"], env=env, cwd=ROOT,
+                                  stdout=logs[i], stderr=subprocess.STDOUT) for i in range(workers)]
+        with app.app_context():
+            deadline = time.monotonic() + 60
+            while len(Worker.all(connection=get_redis())) < workers and time.monotonic() < deadline:
+                time.sleep(0.2)
+        _warm(app)
+        selection = _selection(app)
+        with app.app_context():
+            started = time.perf_counter()
+            run = sweeps.runs.start_run(None, "cleanup", "suspend", selection, sweeps.BY_RULE, "Benchmark clean-up",
+                                        trigger="cli")
+            run_id = run.id
+            while True:
+                db.session.rollback()
+                state = runs.progress(run_id)
+                if state["finished"]:
+                    break
+                time.sleep(0.05)
+            elapsed = time.perf_counter() - started
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        redis.stop()
+    return {"seconds": elapsed, "status": state["status"], "matched": state["matched"], "changed": state["changed"],
+            "skipped": state["skipped"], "chunks": state["chunks"], "in_worker_s": state["duration_s"],
+            "peak_rss_mb": peak_kb / 1024, "error": state["error"]}
+
+
+# ---------------------------------------------------------------- the naive ORM loop
+
+def naive(url, limit):
+    """Suspend matching accounts among the first `limit` one ORM object at a time; return accounts/s."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from portal.domain import audit, notify
+    from portal.extensions import db
+    from portal.models import Account, Invoice, Reservation
+    from portal.timeutil import add_months, utcnow
+
+    app = _app(url)
+    selection = _selection(app)
+    _warm(app)
+    with app.test_request_context():
+        now = utcnow()
+        started = time.perf_counter()
+        suspended = 0
+        for account_id in range(1, limit + 1):
+            account = db.session.get(Account, account_id)
+            invoices = db.session.scalars(select(Invoice).where(Invoice.account_id == account_id)).all()
+            reservations = db.session.scalars(select(Reservation).where(Reservation.account_id == account_id)).all()
+            last = max((r.created_at for r in reservations), default=None) or account.created_at
+            unpaid = [i for i in invoices if i.paid_at is None and i.written_off_at is None]
+            oldest = min((i.due_date for i in unpaid), default=None)
+            balance = sum(i.amount_cents for i in unpaid)
+            hit = False
+            for rule in selection["rules"]:
+                checks = []
+                if rule["inactivity_months"] is not None:
+                    checks.append(last < add_months(now, -rule["inactivity_months"]))
+                if rule["min_balance_cents"] is not None:
+                    checks.append(balance > rule["min_balance_cents"])
+                if rule["overdue_days"] is not None:
+                    checks.append(oldest is not None and oldest < now.date() - timedelta(days=rule["overdue_days"]))
+                hit = hit or (bool(checks) and all(checks))
+            if hit and account.status in ("active", "limited") and not account.exempt:
+                before = account.status
+                account.status, account.status_reason, account.status_source = "suspended", "inactivity", "sweep"
+                account.status_changed_at, account.version = now, account.version + 1
+                audit.record("suspended", account.id, "Naive loop", state_before=before, state_after="suspended")
+                for manager in notify.account_managers(account.id):
+                    notify.queue_email(manager, "account_suspended", "Suspended", "account_suspended.txt",
+                                       account=account, reason="inactivity", note="naive")
+                suspended += 1
+            db.session.commit()
+        elapsed = time.perf_counter() - started
+        db.session.remove()
+        db.engine.dispose()
+    return limit / elapsed, suspended, elapsed
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--sqlite", help="a seeded SQLite file (copied, never changed)")
+    source.add_argument("--postgres", help="URL of a seeded PostgreSQL database (used as a template)")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1])
+    parser.add_argument("--chunk-size", type=int, default=None)
+    parser.add_argument("--naive", type=int, default=10_000, help="accounts for the naive loop (0: skip)")
+    parser.add_argument("--skip-raw", action="store_true")
+    parser.add_argument("--workdir", default=None, help="where SQLite copies go (default: the temp folder)")
+    args = parser.parse_args()
+    copies = Copies(args)
+    print(f"database: {'SQLite ' + args.sqlite if args.sqlite else 'PostgreSQL ' + args.postgres}", flush=True)
+    try:
+        raw = None
+        if not args.skip_raw:
+            raw, rows = raw_statement(copies.fresh(), with_audit=False)
+            print(f"raw UPDATE:            {raw:7.2f} s  ({rows:,} accounts)", flush=True)
+            raw_audit, rows = raw_statement(copies.fresh(), with_audit=True)
+            print(f"raw UPDATE + audit:    {raw_audit:7.2f} s  ({rows:,} accounts)", flush=True)
+        for count in args.workers:
+            result = ours(copies.fresh(), count, args.chunk_size)
+            ratio = f"  = {result['seconds'] / raw:.2f}x raw UPDATE, {result['seconds'] / raw_audit:.2f}x raw+audit" \
+                if raw else ""
+            print(f"ours, {count} worker(s):    {result['seconds']:7.2f} s{ratio}", flush=True)
+            print(f"    status {result['status']}, matched {result['matched']:,}, suspended {result['changed']:,}, "
+                  f"skipped {result['skipped']:,}, {result['chunks']} chunks, {result['in_worker_s']:.2f} s from the "
+                  f"first claim to done; peak worker RSS {result['peak_rss_mb']:.0f} MB"
+                  + (f"; error {result['error']}" if result["error"] else ""), flush=True)
+        if args.naive:
+            rate, suspended, elapsed = naive(copies.fresh(), args.naive)
+            print(f"naive ORM loop:        {rate:7.0f} accounts/s ({args.naive:,} accounts in {elapsed:.1f} s, "
+                  f"{suspended:,} suspended)", flush=True)
+    finally:
+        copies.drop()
+
+
+if __name__ == "__main__":
+    main()
