@@ -108,7 +108,7 @@ def upgrade():
         batch_op.create_index('ix_accounts_suspended_by_run_id', ['suspended_by_run_id'], unique=False)
     # Expression indexes (autogenerate cannot see them): case-insensitive name and email search.
     op.create_index('ix_accounts_name_lower', 'accounts', [sa.text('lower(name)'), 'id', 'customer_class_id',
-                    'balance_cents', 'last_activity_at', 'exempt'], unique=False)
+                    'balance_cents', 'last_activity_at', 'exempt'], unique=False, postgresql_include=['name'])
     op.create_index('ix_accounts_email_lower', 'accounts', [sa.text('lower(email)')], unique=False)
     # Partial index (few accounts are exempt): the list's "exempt" filter without a table scan.
     op.create_index('ix_accounts_exempt', 'accounts', ['id'], unique=False,

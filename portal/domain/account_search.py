@@ -440,19 +440,23 @@ def _by_ids(ids, sort, clause, pos, asc, limit, end=None):
     return _run(stmt).all()
 
 
-def _walk(sort, clause, restrict, pos, asc, limit):
-    """Walk the sort index from pos, at most SCAN_BUDGET entries; return (rows, frontier or None at the end)."""
-    if db.engine.dialect.name == "postgresql":
+def _walk(sort, clause, restrict, pos, asc, limit, index_checks=False):
+    """Walk the sort index from pos, at most SCAN_BUDGET entries; return (rows, frontier or None at the end).
+
+    `index_checks`: some filter columns are in the name index (class, balance, activity, exempt), so a
+    key-range window lets the database test them on index entries and read only candidate rows.
+    """
+    if db.engine.dialect.name == "postgresql" and not (index_checks and sort.key == "name"):
         return _walk_postgresql(sort, clause, restrict, pos, asc, limit)
-    return _walk_sqlite(sort, clause, restrict, pos, asc, limit)
+    return _walk_ranges(sort, clause, restrict, pos, asc, limit)
 
 
-def _walk_sqlite(sort, clause, restrict, pos, asc, limit):
-    """SQLite: find each window's last entry on the index alone (cheap), then read that bounded range.
+def _walk_ranges(sort, clause, restrict, pos, asc, limit):
+    """Find each window's last entry on the index alone (cheap), then read that bounded key range.
 
-    A LIMITed subquery would be materialised and sorted by SQLite, so the window is a key range instead.
-    The name index carries the filter columns (class, balance, activity, exempt): SQLite tests them on
-    the index entry and reads the row only for candidates.
+    SQLite always walks this way (it would materialise and sort a LIMITed subquery). The name index
+    carries the filter columns, so rows failing class, balance, activity or exempt are skipped on the
+    index entry; PostgreSQL gets its index-only end-of-window lookup from the index's INCLUDE (name).
     """
     key = sort.column()
     rows, start = [], pos
@@ -501,7 +505,8 @@ def _read(f, sort, pos, asc, limit):
     ids, restrict, extra = _plan(f, sort)
     if ids is not None:
         return _by_ids(ids, sort, clause, pos, asc, limit), None
-    rows, frontier = _walk(sort, clause, restrict, pos, asc, limit)
+    rows, frontier = _walk(sort, clause, restrict, pos, asc, limit,
+                           index_checks=bool(_narrowing(f)) or f.exempt is not None)
     if extra:
         end = (rows[-1].sort_key, rows[-1].id) if len(rows) >= limit else frontier
         rows = rows + _by_ids(extra, sort, clause, pos, asc, limit, end)

@@ -63,8 +63,9 @@ class Account(db.Model):
     __table_args__ = (
         # The list's index: name order for pages, then the columns its filters test, so a filtered walk
         # checks them in the index and reads only candidate rows. No status here: sweeps rewrite status.
+        # (PostgreSQL: INCLUDE name, so finding where a window of the name order ends reads the index only.)
         Index("ix_accounts_name_lower", func.lower(name), "id", "customer_class_id", "balance_cents",
-              "last_activity_at", "exempt"),
+              "last_activity_at", "exempt", postgresql_include=["name"]),
         Index("ix_accounts_email_lower", func.lower(email)),
         Index("ix_accounts_customer_class_id", "customer_class_id"),
         Index("ix_accounts_last_activity_at", "last_activity_at"),
