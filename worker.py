@@ -11,6 +11,7 @@ import sys
 from rq import Worker
 
 from portal import create_app
+from portal.config import ConfigError
 from portal.extensions import QUEUE_DEFAULT, QUEUE_MAIL, QUEUE_SWEEPS, db, get_redis
 
 
@@ -36,7 +37,11 @@ def main(argv=None):
     parser.add_argument("--with-scheduler", action="store_true", help="also run RQ's scheduler")
     parser.add_argument("--name", default=None)
     args = parser.parse_args(argv)
-    app = create_app()
+    try:
+        app = create_app()
+    except ConfigError as exc:
+        sys.stderr.write(f"worker: {exc}\n")
+        return 2
     PortalWorker.flask_app = app
     with app.app_context():
         connection = get_redis()
