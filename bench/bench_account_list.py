@@ -282,6 +282,8 @@ def cases(app, rng):
         "first page": lambda: "/accounts",
         "filtered page": lambda: (f"/accounts?status=suspended&class={rng.choice(class_ids)}"
                                   f"&balance_min={rng.choice([10, 20, 50])}"),
+        "status chip + class": lambda: f"/accounts?status={rng.choice(['active', 'suspended'])}"
+                                       f"&class={rng.choice(class_ids)}",
         "prefix search": lambda: f"/accounts?q={rng.choice(prefixes).replace(' ', '+')}",
         "page 10,000 deep": lambda: rng.choice(deep),
         "status counts (own request)": lambda: "/accounts/counts",
@@ -350,7 +352,9 @@ def run(db_name, url, args, redis_url):
     sync_indexes(app)
     if args.plans:
         show_plans(app, random.Random(5))
+    load_before = os.getloadavg()[0]
     results = measure(app, args.iterations, random.Random(11))
+    say(f"  load average (1 min) before/after: {load_before:.2f} / {os.getloadavg()[0]:.2f}")
     say(f"  {'case':<34} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}   ({args.iterations} requests each)")
     for name, (p50, p95, worst) in results.items():
         say(f"  {name:<34} {p50:8.1f} {p95:8.1f} {worst:8.1f}")
