@@ -162,3 +162,16 @@ def test_the_run_selects_exactly_what_the_confirmation_counted(app, world, shops
         f = search.parse_filters({"q": "blue shop", "exempt": "no"})
         clause = search.selection_clause({"type": "filter", "filter": f.selection_filter()})
         assert db.session.scalar(select(func.count()).where(clause)) == search.count_matching(f) == 5
+
+
+def test_without_javascript_a_large_selection_goes_to_its_progress_page(app, world, shops, auth, client):
+    auth.login(world.admin.email)
+    response = post(auth, "/accounts/bulk", {"action": "suspend", "scope": "filter", "q": "blue shop",
+                                             "reason_category": "inactivity", "reason_note": "Dormant",
+                                             "next": "/accounts?q=blue+shop"}, htmx=False)
+    assert response.status_code == 303
+    location = response.headers["Location"]
+    assert re.match(r"/accounts/bulk/runs/\d+\?next=", location)
+    page = client.get(location).get_data(as_text=True)
+    assert "<html" in page and 'data-testid="bulk-progress"' in page and ">Refresh<" in page
+    assert 'href="/accounts?q=blue+shop"' in page
