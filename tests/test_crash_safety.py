@@ -106,7 +106,7 @@ def test_killing_the_worker_mid_run_loses_nothing_and_doubles_nothing(app, dorma
     db.session.rollback()
     report = runs.progress(run.id)
     assert report["status"] == "done" and report["chunks_done"] == total_chunks
-    assert report["skip_reasons"].get("reactivated by an admin during the run") == 1
+    assert report["skip_reasons"].get("reactivated or changed during the run") == 1
     statuses = dict(db.session.execute(select(Account.id, Account.status)).all())
     assert statuses[already] == "active" and statuses[ahead] == "active"
     suspended = {i for i in ids if statuses[i] == "suspended"}

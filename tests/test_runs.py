@@ -83,7 +83,7 @@ def test_account_reactivated_by_an_admin_during_the_run_is_left_alone(ctx, popul
     suspension.reactivate(admin, target, "other", "customer called")
     result = runs.process_run(run.id, worker_name="test", poll=0)
     assert db.session.get(Account, target).status == "active"
-    assert result["skip_reasons"].get("reactivated by an admin during the run") == 1
+    assert result["skip_reasons"].get("reactivated or changed during the run") == 1
 
 
 def test_undo_reactivates_only_what_the_run_still_holds(ctx, population):

@@ -72,7 +72,6 @@ class Account(db.Model):
         Index("ix_accounts_balance_cents", "balance_cents", "id"),  # keyset pages sorted by balance
         # partial: written as SQLAlchemy renders `Account.exempt` in a WHERE on each database, so the planner uses it
         Index("ix_accounts_exempt", "id", sqlite_where=text("exempt = 1"), postgresql_where=text("exempt")),
-        Index("ix_accounts_suspended_by_run_id", "suspended_by_run_id"),
     )
 
     def __repr__(self):
