@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
-from flask import current_app
+from flask import current_app, g
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import Integer, and_, any_, bindparam, func, or_, select, true
 from sqlalchemy.dialects import postgresql
@@ -173,7 +173,7 @@ def parse_filters(args):
         p["status"] = "Unknown status; showing every status."
     if f.raw["class"]:
         class_id = int(f.raw["class"]) if f.raw["class"].isdigit() and len(f.raw["class"]) < 10 else None
-        if class_id is not None and db.session.get(CustomerClass, class_id) is not None:
+        if class_id is not None and class_id in class_names():
             f.class_id = class_id
         else:
             p["class"] = "Unknown customer class; showing every class."
@@ -572,8 +572,11 @@ def get_row(account_id):
 
 
 def class_names():
-    """Return {customer class id: name} (a handful of rows)."""
-    return dict(_run(select(CustomerClass.id, CustomerClass.name).order_by(CustomerClass.name)).all())
+    """Return {customer class id: name} (a handful of rows; read once per app context)."""
+    if "account_class_names" not in g:
+        g.account_class_names = dict(_run(select(CustomerClass.id, CustomerClass.name)
+                                          .order_by(CustomerClass.name)).all())
+    return g.account_class_names
 
 
 def sample(f, size=10):
