@@ -67,6 +67,14 @@ def test_htmx_gets_only_the_results_and_the_canonical_url_to_push(world, account
     assert 'hx-swap-oob="true"' in html and "Showing 7 accounts matching" in html
 
 
+def test_the_same_view_is_not_pushed_twice_nor_a_refresh_of_the_results(world, accounts, auth, client):
+    login(auth, world.support)
+    again = client.get("/accounts?q=blue", headers={**HX, "HX-Current-URL": "http://localhost/accounts?q=blue"})
+    assert "HX-Push-Url" not in again.headers and len(rows(again.get_data(as_text=True))) == 7
+    refresh = client.get("/accounts?q=blue", headers={**HX, "HX-Trigger": "account-results"})
+    assert "HX-Push-Url" not in refresh.headers
+
+
 def test_the_url_reproduces_the_view_and_the_form_is_refilled(world, accounts, auth, client):
     login(auth, world.support)
     url = "/accounts?q=blue&status=active&balance_min=30&sort=-balance&per_page=25"

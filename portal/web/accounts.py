@@ -2,7 +2,7 @@
 import csv
 import io
 import json
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, Response, current_app, flash, redirect, request, url_for
 from flask_login import current_user
@@ -53,9 +53,16 @@ def index():
     f = account_search.parse_filters(request.args)
     context = _list_context(f)
     response = render("accounts/index.html", block="results", **context)
-    if context["fragment"] and request.headers.get("HX-Trigger") != "account-results":
+    if context["fragment"] and request.headers.get("HX-Trigger") != "account-results" \
+            and _current_url() != context["here"]:
         response.headers["HX-Push-Url"] = context["here"]  # the canonical URL: a link reproduces this view
     return response
+
+
+def _current_url():
+    """The path and query the browser shows now (htmx sends it), so the same view is not pushed twice."""
+    current = urlsplit(request.headers.get("HX-Current-URL", ""))
+    return current.path + (f"?{current.query}" if current.query else "")
 
 
 @bp.route("/counts")
