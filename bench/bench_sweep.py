@@ -11,19 +11,19 @@ For each database it prints:
            transaction on SQLite);
   ours     start_run (the enabled rules, reason by rule) until the run is done, processed by N forking
            `worker.py sweeps` processes already waiting on a private Redis (audit rows, outbox emails,
-           progress per chunk included), with the workers' peak RSS (the largest worker or work horse);
+           progress per chunk included), with the workers' peak memory (the largest worker or work horse);
   naive    an ORM loop over the first --naive accounts (load each, lazy-load its invoices and
            reservations, decide in Python, suspend with an audit event and emails, commit each).
 Nothing is changed in the seeded database itself.
 """
 import argparse
 import os
-import resource
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -76,12 +76,14 @@ class Copies:
 
 
 def _warm(app):
-    """Read accounts and open invoices once, so each measurement starts from the same cache state."""
+    """Read accounts and open invoices once (after a checkpoint on PostgreSQL), so each measurement starts alike."""
     from sqlalchemy import text
 
     from portal.extensions import db
 
     with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            db.session.execute(text("CHECKPOINT"))  # start each measurement with no dirty pages to flush
         db.session.execute(text("SELECT count(*), sum(balance_cents), max(coalesce(last_activity_at, created_at)) "
                                 "FROM accounts")).one()
         db.session.execute(text("SELECT count(*) FROM invoices WHERE paid_at IS NULL AND written_off_at IS NULL")).one()
@@ -159,6 +161,40 @@ def _start_redis():
     return RedisServer()
 
 
+class MemorySampler(threading.Thread):
+    """Sample the workers and their work horses every 20 ms: peak RSS and peak anonymous (private) memory.
+
+    RSS alone would count the SQLite file pages the connection maps (mmap_size, capped at 256 MB):
+    shared, clean page cache, not memory the worker holds.
+    """
+
+    def __init__(self, pids):
+        super().__init__(daemon=True)
+        self.pids, self.peak_rss, self.peak_anon, self.stopped = pids, 0, 0, threading.Event()
+
+    def _tree(self):
+        found = list(self.pids)
+        for pid in self.pids:
+            try:
+                with open(f"/proc/{pid}/task/{pid}/children") as f:
+                    found += [int(c) for c in f.read().split()]
+            except OSError:
+                pass
+        return found
+
+    def run(self):
+        while not self.stopped.is_set():
+            for pid in self._tree():
+                try:
+                    with open(f"/proc/{pid}/status") as f:
+                        fields = dict(line.split(":", 1) for line in f if ":" in line)
+                except OSError:
+                    continue
+                self.peak_rss = max(self.peak_rss, int(fields.get("VmRSS", "0 kB").split()[0]))
+                self.peak_anon = max(self.peak_anon, int(fields.get("RssAnon", "0 kB").split()[0]))
+            self.stopped.wait(0.02)
+
+
 def ours(url, workers, chunk_size=None):
     """start_run until done with `workers` waiting sweep workers; return dict of figures."""
     from rq import Worker
@@ -187,6 +223,8 @@ def ours(url, workers, chunk_size=None):
                 time.sleep(0.2)
         _warm(app)
         selection = _selection(app)
+        sampler = MemorySampler([proc.pid for proc in procs])
+        sampler.start()
         with app.app_context():
             started = time.perf_counter()
             run = sweeps.runs.start_run(None, "cleanup", "suspend", selection, sweeps.BY_RULE, "Benchmark clean-up",
@@ -201,6 +239,7 @@ def ours(url, workers, chunk_size=None):
             elapsed = time.perf_counter() - started
             db.session.remove()
             db.engine.dispose()
+        sampler.stopped.set()
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
@@ -210,11 +249,10 @@ def ours(url, workers, chunk_size=None):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         redis.stop()
     return {"seconds": elapsed, "status": state["status"], "matched": state["matched"], "changed": state["changed"],
             "skipped": state["skipped"], "chunks": state["chunks"], "in_worker_s": state["duration_s"],
-            "peak_rss_mb": peak_kb / 1024, "error": state["error"]}
+            "peak_rss_mb": sampler.peak_rss / 1024, "peak_anon_mb": sampler.peak_anon / 1024, "error": state["error"]}
 
 
 # ---------------------------------------------------------------- the naive ORM loop
@@ -298,7 +336,8 @@ def main():
             print(f"ours, {count} worker(s):    {result['seconds']:7.2f} s{ratio}", flush=True)
             print(f"    status {result['status']}, matched {result['matched']:,}, suspended {result['changed']:,}, "
                   f"skipped {result['skipped']:,}, {result['chunks']} chunks, {result['in_worker_s']:.2f} s from the "
-                  f"first claim to done; peak worker RSS {result['peak_rss_mb']:.0f} MB"
+                  f"first claim to done; worker peak RSS {result['peak_rss_mb']:.0f} MB, of which anonymous "
+                  f"{result['peak_anon_mb']:.0f} MB"
                   + (f"; error {result['error']}" if result["error"] else ""), flush=True)
         if args.naive:
             rate, suspended, elapsed = naive(copies.fresh(), args.naive)
