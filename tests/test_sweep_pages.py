@@ -4,7 +4,7 @@ from datetime import date, datetime
 import pytest
 from sqlalchemy import delete, func, select
 
-from portal.domain import runs, sweeps
+from portal.domain import run_processing, runs, sweeps
 from portal.extensions import db
 from portal.models import Account, AuditEvent, SuspensionRule, SweepRun, SweepSchedule
 
@@ -167,7 +167,7 @@ def test_a_failed_run_shows_why_and_can_be_resumed(app, client, auth, site):
     auth.post("/sweeps/cleanup", {"reason_category": "by_rule", "reason_note": "Clean-up"})
     with app.app_context():
         run_id = db.session.scalar(select(SweepRun.id))
-        runs._mark_failed(run_id, RuntimeError("database went away"))
+        run_processing._mark_failed(run_id, RuntimeError("database went away"))
     html = _html(client.get(f"/sweeps/runs/{run_id}"))
     assert "This run failed: RuntimeError: database went away" in html and "Resume run" in html
     resumed = auth.post(f"/sweeps/runs/{run_id}/resume", htmx=True)

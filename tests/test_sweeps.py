@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from portal.domain import exemptions, runs, suspension, sweeps
+from portal.domain import exemptions, run_processing, runs, suspension, sweeps
 from portal.domain.errors import InvalidTransition, PermissionDenied, ValidationFailed
 from portal.domain.gate import may
 from portal.extensions import db
@@ -259,7 +259,7 @@ def test_a_failed_run_shows_why_releases_the_lock_and_resumes(ctx, town, monkeyp
         calls.append(args)
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(runs, "_process_chunk", broken)
+    monkeypatch.setattr(run_processing, "_process_chunk", broken)
     with pytest.raises(RuntimeError):
         runs.process_run(run.id, worker_name="test", poll=0)
     failed = runs.progress(run.id)
@@ -275,7 +275,7 @@ def test_a_failed_run_shows_why_releases_the_lock_and_resumes(ctx, town, monkeyp
 
 def test_resume_is_refused_while_another_run_holds_the_lock(ctx, town):
     run = _cleanup(town)
-    runs._mark_failed(run.id, RuntimeError("worker lost"))
+    run_processing._mark_failed(run.id, RuntimeError("worker lost"))
     other = _cleanup(town)
     with pytest.raises(runs.RunInProgress):
         runs.resume_run(_user(town, "admin"), run.id)
