@@ -2,7 +2,7 @@
 from datetime import datetime
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from portal.domain import runs, suspension
 from portal.extensions import db
@@ -113,3 +113,38 @@ def test_run_through_a_real_worker(app, population, run_worker):
         progress = runs.progress(run_id)
         assert progress["status"] == "done" and progress["changed"] == 4
         assert progress["chunks_done"] == progress["chunks"]
+
+
+def _jobs_for(run_id):
+    from portal.extensions import QUEUE_SWEEPS, get_queue
+
+    return [j for j in get_queue(QUEUE_SWEEPS).get_job_ids() if j.startswith(f"run-{run_id}-")]
+
+
+def test_the_tick_queues_a_stalled_run_again_once(ctx, population):
+    from datetime import timedelta
+
+    from portal.extensions import QUEUE_SWEEPS, get_queue
+    from portal.timeutil import utcnow
+
+    run = _start(population)
+    runs.enqueue_run(run.id, jobs=1)
+    assert runs.enqueue_unfinished(stale_only=True) == []  # fresh, and a job is waiting
+    get_queue(QUEUE_SWEEPS).empty()  # the job was taken by a worker that then died
+    stale = utcnow() - timedelta(hours=1)
+    db.session.execute(update(SweepRun).where(SweepRun.id == run.id).values(status="running", heartbeat_at=stale))
+    db.session.commit()
+    assert runs.enqueue_unfinished(stale_only=True) == [run.id]
+    assert len(_jobs_for(run.id)) == 1
+    assert runs.enqueue_unfinished(stale_only=True) == []  # its heartbeat was refreshed, and a job waits
+
+
+def test_a_sweep_worker_picks_up_a_run_left_with_no_job(app, population, run_worker):
+    with app.app_context():
+        run = _start(population)  # queued, never enqueued: as if Redis lost the job
+        run_id = run.id
+        assert _jobs_for(run_id) == []
+    result = run_worker("sweeps", extra_env={"PORTAL_SWEEP_CHUNK_STALE_SECONDS": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    with app.app_context():
+        assert runs.progress(run_id)["status"] == "done"
