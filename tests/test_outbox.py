@@ -249,3 +249,27 @@ def test_a_claim_left_by_a_killed_worker_is_taken_back_after_the_lease(ctx, worl
     with SmtpServer(smtp_port, Inbox()) as inbox:
         assert notify.deliver_pending() == (1, 0)
     assert len(inbox.messages) == 1
+
+
+# ---------------------------------------------------------------- email stranded in the outbox
+
+def test_the_scheduler_tick_sends_email_stranded_while_redis_was_down(app, world, smtp_port, mail_worker):
+    from portal.domain import schedule
+
+    redis_url = app.config["REDIS_URL"]
+    app.config["REDIS_URL"] = "redis://127.0.0.1:1/0"  # Redis down while the admin acts
+    app.extensions.pop("portal_redis", None)
+    act(app, world, "suspend")
+    app.config["REDIS_URL"] = redis_url  # Redis back; no one acts again
+    app.extensions.pop("portal_redis", None)
+    assert Queue(QUEUE_MAIL, connection=Redis.from_url(redis_url)).count == 0
+    with app.app_context():
+        assert schedule.tick()["mail_kicked"] is True
+        assert schedule.tick()["mail_kicked"] is False  # the delivery job is already queued
+        db.session.remove()
+    with SmtpServer(smtp_port, Inbox()) as inbox:
+        mail_worker()
+    assert [m["To"] for m in inbox.messages] == [world.manager.email]
+    assert [row[2] for row in outbox(app)] == ["sent"]
+    with app.app_context():
+        assert schedule.tick()["mail_kicked"] is False  # nothing pending any more

@@ -117,6 +117,29 @@ def kick_delivery():
     return True
 
 
+def kick_if_stranded():
+    """Queue delivery if emails are pending and no delivery job is queued, scheduled or running.
+
+    The scheduler calls this on every tick, so email left pending after RQ gave up retrying (or
+    queued while Redis was down) goes out without waiting for the next action. Returns True if queued.
+    """
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    if db.session.scalar(select(OutboxEmail.id).where(OutboxEmail.status == "pending").limit(1)) is None:
+        return False
+    try:
+        job = Job.fetch(DELIVERY_JOB_ID, connection=get_queue(QUEUE_MAIL).connection)
+        if job.get_status(refresh=False) in ("queued", "scheduled", "started", "deferred"):
+            return False
+    except NoSuchJobError:
+        pass
+    except Exception as exc:  # noqa: BLE001 - Redis down: the next tick tries again
+        log.warning("could not look up the delivery job: %s", exc)
+        return False
+    return kick_delivery()
+
+
 def _message(email):
     msg = EmailMessage()
     msg["From"] = current_app.config["MAIL_FROM"]

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from croniter import croniter
 from sqlalchemy import select
 
-from portal.domain import audit, runs
+from portal.domain import audit, notify, runs
 from portal.domain.errors import PermissionDenied, ValidationFailed
 from portal.domain.gate import may
 from portal.extensions import QUEUE_DEFAULT, db, get_queue
@@ -173,7 +173,8 @@ def tick(now=None):
 
     Returns:
         dict(started: run id or None, waiting: id of the run in the way or None,
-        next_run_at: datetime or None, recovered: [run ids queued again]).
+        next_run_at: datetime or None, recovered: [run ids queued again],
+        mail_kicked: True if stranded outbox email was queued for delivery).
     """
     from portal.domain import sweeps
 
@@ -197,6 +198,7 @@ def tick(now=None):
     if schedule is not None:
         plan_next_slot(schedule, now)
     result["recovered"] = runs.enqueue_unfinished(stale_only=True, now=now)
+    result["mail_kicked"] = notify.kick_if_stranded()
     return result
 
 
