@@ -63,4 +63,12 @@
     }
   });
   window.portalToast = toast;
+  // A form marked data-confirm asks before it is sent (destructive actions).
+  document.addEventListener("submit", function (evt) {
+    var form = evt.target;
+    if (form.matches && form.matches("form[data-confirm]") && !window.confirm(form.getAttribute("data-confirm"))) {
+      evt.preventDefault();
+      evt.stopImmediatePropagation();
+    }
+  }, true);
 })();
