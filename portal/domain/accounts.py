@@ -25,3 +25,27 @@ def get_account(actor, account_id):
     if account is None:
         raise AccountNotFound()
     return account
+
+
+def load_for_action(actor, action, account_id):
+    """Return the account read fresh from the database, if the gate lets actor do action on it.
+
+    Args:
+        actor: the User acting.
+        action: a gate action (suspend, reactivate, set_exempt, ...).
+        account_id: the account's id (bad values are simply not found).
+
+    Raises:
+        AccountNotFound: no such account.
+        PermissionDenied: the gate refuses the action; its message says why.
+    """
+    from portal.domain.gate import require
+
+    try:
+        account = db.session.get(Account, int(account_id), populate_existing=True)
+    except (TypeError, ValueError):
+        account = None
+    if account is None:
+        raise AccountNotFound()
+    require(actor, action, account)
+    return account

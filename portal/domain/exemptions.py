@@ -2,24 +2,13 @@
 from sqlalchemy import update
 
 from portal.domain import audit
-from portal.domain.errors import AccountNotFound, Conflict, InvalidTransition, ValidationFailed
-from portal.domain.gate import require
+from portal.domain.accounts import load_for_action
+from portal.domain.errors import Conflict, InvalidTransition, ValidationFailed
 from portal.extensions import db
 from portal.models import Account
 from portal.timeutil import utcnow
 
 REASON_MAX = 500
-
-
-def _load(actor, account_id):
-    try:
-        account = db.session.get(Account, int(account_id), populate_existing=True)
-    except (TypeError, ValueError):
-        account = None
-    if account is None:
-        raise AccountNotFound()
-    require(actor, "set_exempt", account)
-    return account
 
 
 def _clean_reason(reason):
@@ -62,7 +51,7 @@ def clear_exempt(actor, account_id, reason, now=None):
 
 def _set(actor, account_id, exempt, reason, now):
     now = now or utcnow()
-    account = _load(actor, account_id)
+    account = load_for_action(actor, "set_exempt", account_id)
     reason = _clean_reason(reason)
     if account.exempt == exempt:
         state = "already exempt" if exempt else "not exempt"

@@ -341,5 +341,16 @@ def _release_claims(run_id, worker_name=None):
     db.session.commit()
 
 
-# The RQ job's side: working through a run's chunks (kept in its own module, re-exported here).
-from portal.domain.run_processing import process_chunk, process_run  # noqa: E402,F401
+# The RQ job's side lives in run_processing (which imports this module); these forward to it.
+def process_run(run_id, *args, **kwargs):
+    """Work on a run's chunks until none is left to claim (see run_processing.process_run)."""
+    from portal.domain import run_processing
+
+    return run_processing.process_run(run_id, *args, **kwargs)
+
+
+def process_chunk(run, *args, **kwargs):
+    """Apply a run to one chunk in one transaction (see run_processing.process_chunk)."""
+    from portal.domain import run_processing
+
+    return run_processing.process_chunk(run, *args, **kwargs)

@@ -6,8 +6,9 @@ listings and profiles are never touched, so reactivation restores them exactly b
 from sqlalchemy import update
 
 from portal.domain import audit, notify
-from portal.domain.errors import AccountNotFound, Conflict, InvalidTransition, ValidationFailed
-from portal.domain.gate import REASONS, STATE_LABELS, require
+from portal.domain.accounts import load_for_action
+from portal.domain.errors import Conflict, InvalidTransition, ValidationFailed
+from portal.domain.gate import REASONS, STATE_LABELS
 from portal.extensions import db
 from portal.models import Account
 from portal.timeutil import utcnow
@@ -64,13 +65,7 @@ def _parse_version(expected_version):
 
 def _load_for_change(actor, action, account_id, expected_version):
     """Load the account fresh from the database, ask the gate, and check the form is not stale."""
-    try:
-        account = db.session.get(Account, int(account_id), populate_existing=True)
-    except (TypeError, ValueError):
-        account = None
-    if account is None:
-        raise AccountNotFound()
-    require(actor, action, account)
+    account = load_for_action(actor, action, account_id)
     expected = _parse_version(expected_version)
     if expected is not None and expected != account.version:
         raise Conflict(f"Account {account.number} changed since you opened this form "
