@@ -23,12 +23,7 @@ sys.path.insert(0, ROOT)
 
 from tests.services import PG_BIN, RedisServer, ServiceUnavailable, free_port  # noqa: E402
 
-ADJECTIVES = ["Blue", "Golden", "Quiet", "Harbor", "Maple", "Silver", "Urban", "Cedar", "Sunny", "Olive", "Copper",
-              "North", "Little", "Grand", "Wild", "Rustic", "Royal", "Green", "Coastal", "Velvet"]
-NOUNS = ["Oak", "River", "Lantern", "Garden", "Table", "Fork", "Spoon", "Anchor", "Pine", "Bay", "Hill", "Market",
-         "Bridge", "Stone", "Meadow", "Harvest", "Bell", "Crown", "Vine", "Fox"]
-KINDS = ["Bistro", "Cafe", "Kitchen", "Grill", "Trattoria", "Brasserie", "Diner", "Tavern", "Bakery", "Eatery",
-         "Salon", "Spa", "Studio", "Clinic", "Barbers"]
+from portal.seed import ADJECTIVES, KINDS, NOUNS  # noqa: E402  (the demo data's name parts)
 # Stored states, roughly as after the one-time clean-up: most active, many suspended, few limited or cancelled.
 STATUS_WEIGHTS = [("active", 0.80), ("suspended", 0.155), ("limited", 0.04), ("cancelled", 0.005)]
 NOW = datetime(2026, 11, 1, 12, 0, 0)

