@@ -1,11 +1,12 @@
 """Suspend and reactivate with a reason: the domain functions, and what each role then sees."""
+import re
 import threading
 from datetime import datetime
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, update
 
-from portal.domain import suspension
+from portal.domain import gate, suspension
 from portal.domain.errors import (AccountNotFound, Conflict, InvalidTransition, PermissionDenied,
                                   ValidationFailed)
 from portal.extensions import db
@@ -333,6 +334,57 @@ def test_after_reactivation_everyone_signs_in_again_and_the_banner_is_gone(app, 
 def test_a_limited_or_active_account_shows_no_banner(app, world, make, auth, client):
     auth.login(world.manager.email)
     assert "suspension-banner" not in client.get("/my-account").get_data(as_text=True)
+
+
+def _set(app, model, row_id, **values):
+    with app.app_context():
+        db.session.execute(update(model).where(model.id == row_id).values(**values))
+        db.session.commit()
+        db.session.remove()
+
+
+def _who_cannot_sign_in(client):
+    """Return the my-account page's sign-in note (None when absent) and the people it marks as refused."""
+    html = client.get("/my-account").get_data(as_text=True)
+    note = re.search(r'data-testid="sign-in-note">(.*?)</p>', html, re.S)
+    people = re.findall(r'<li data-testid="person">(.*?)</li>', html, re.S)
+    marked = [p.split(" · ")[0] for p in people if "can't sign in right now" in p]
+    return (" ".join(note.group(1).split()) if note else None), marked
+
+
+@pytest.mark.parametrize("status, refused", [("active", []), ("limited", []),
+                                             ("suspended", ["Theo Tier", "Uma User"])])
+def test_my_account_says_who_cannot_sign_in_as_the_gate_decides(app, world, auth, client, status, refused):
+    _set(app, Account, world.account, status=status, status_reason="non_payment" if status != "active" else None)
+    auth.login(world.manager.email)
+    note, marked = _who_cannot_sign_in(client)
+    assert marked == refused
+    if refused:
+        assert note.startswith("2 people who work in your account can't sign in right now")
+    else:
+        assert note is None
+
+
+def test_my_account_names_a_disabled_person_on_an_active_account(app, world, auth, client):
+    _set(app, User, world.member.id, disabled=True)
+    auth.login(world.manager.email)
+    note, marked = _who_cannot_sign_in(client)
+    assert marked == ["Uma User"]
+    assert note.startswith("One person who works in your account can't sign in right now")
+
+
+@pytest.mark.parametrize("status, role, refusal, refused", [
+    ("suspended", "user", None, ["Theo Tier"]),  # the gate lets users in: the page must not say otherwise
+    ("limited", "user", "Refused.", ["Uma User"]),  # the gate refuses users: the page must say so
+])
+def test_my_account_follows_the_gate_not_the_status(app, world, auth, client, monkeypatch,
+                                                     status, role, refusal, refused):
+    monkeypatch.setitem(gate.TABLE, (status, role, "login"), refusal)
+    _set(app, Account, world.account, status=status, status_reason="non_payment")
+    auth.login(world.manager.email)
+    note, marked = _who_cannot_sign_in(client)
+    assert marked == refused
+    assert note.startswith("One person who works in your account can't sign in right now")
 
 
 def test_signing_in_with_a_correct_password_still_works_for_the_other_account(app, world, auth, client):

@@ -5,6 +5,7 @@ from flask_login import current_user
 from portal.domain import audit
 from portal.domain.accounts import get_account
 from portal.domain.billing import open_invoices
+from portal.domain.gate import may
 from portal.web.access import public, roles_required
 from portal.web.auth import home_url_for
 from portal.web.helpers import render
@@ -31,7 +32,9 @@ def healthz():
 @bp.route("/my-account")
 @roles_required("account_manager")
 def my_account():
-    """Show the account manager their account: status, invoices, people."""
+    """Show the account manager their account: status, invoices, people and who may sign in now."""
     account = get_account(current_user, current_user.account_id)
+    people = [(person, may(person, "login", account)) for person in account.users]
     return render("home/my_account.html", account=account, invoices=open_invoices(account.id, include_paid=True),
-                  events=audit.timeline(account.id, limit=20))
+                  events=audit.timeline(account.id, limit=20), people=people,
+                  refused=[person for person, sign_in in people if not sign_in])
