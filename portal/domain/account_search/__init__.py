@@ -1,0 +1,39 @@
+"""Finding accounts for staff: filters from a query string, keyset pages, counts by status, export rows,
+and the bulk engine's "filter" selection, all built from one WHERE builder (`filter_clause`).
+
+How a page is read at a million accounts without scanning the table:
+- a filter that an index narrows to at most SMALL_SET accounts (a search prefix, exempt, a balance or
+  activity range, a customer class) is read through that index, and only those accounts are sorted;
+- otherwise the sort's own index is walked from the cursor in growing windows, at most SCAN_BUDGET entries
+  per request; a page not filled within the budget ends with a "keep looking" cursor where the walk stopped.
+`status` has no index on purpose (sweeps rewrite it, see STACK-NOTES), so a rare status is found by walking.
+
+This module is the public entry; the work is done, by subject, in:
+    filters     what staff ask for (Filters), parsed and validated from query arguments
+    keyset      the sort orders, positions along them (SQL bounds) and their signed cursors
+    conditions  the SQL WHERE of a filter, and the bulk engine's "filter" selection
+    rows        the list's columns, one row, the customer class names
+    reading     how rows are found: a small id set from an index, or a bounded walk of the sort's index
+    paging      one page of the list, with the pager's cursors
+    counts      accounts per status (the chips), exact counts for confirmations
+    export      the CSV rows
+
+The bounds on database work below live here and are read at call time, so they are turned in one place.
+"""
+from portal.domain.account_search.conditions import (  # noqa: F401  (re-exported)
+    NARROWING_KEYS, SEARCH_KEYS, filter_clause, search_ranges, selection_clause)
+from portal.domain.account_search.counts import (  # noqa: F401  (re-exported)
+    GLOBAL_COUNTS_TTL, StatusCounts, count_by_status, count_matching)
+from portal.domain.account_search.export import EXPORT_HEADER, export_rows  # noqa: F401  (re-exported)
+from portal.domain.account_search.filters import (  # noqa: F401  (re-exported)
+    BALANCE_LIMIT_CENTS, DEFAULT_PAGE_SIZE, PAGE_SIZES, Q_MAX, Filters, parse_filters)
+from portal.domain.account_search.keyset import (  # noqa: F401  (re-exported)
+    SORTS, Sort, decode_cursor, encode_cursor)
+from portal.domain.account_search.paging import Page, list_page, sample  # noqa: F401  (re-exported)
+from portal.domain.account_search.rows import LIST_COLUMNS, class_names, get_row  # noqa: F401  (re-exported)
+
+SMALL_SET = 2_000  # a narrowing filter matching at most this many accounts is read through its own index
+WINDOWS = (2_000, 18_000)  # index entries walked per step; their sum is the per-request budget
+SCAN_BUDGET = sum(WINDOWS)
+COUNT_CAP = 10_000  # counts under a filter stop here ("10,000+")
+EXPORT_CHUNK = 5_000

@@ -1,0 +1,102 @@
+"""The SQL condition of the list's filters, one builder (`filter_clause`) shared by the list, the counts,
+the export and bulk runs; and the bulk engine's "filter" selection built on it."""
+from datetime import datetime
+
+from sqlalchemy import and_, func, or_, true
+
+from portal.domain import runs
+from portal.domain.account_search.filters import parse_filters
+from portal.domain.errors import ValidationFailed
+from portal.models import Account
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def _next_prefix(text):
+    return text[:-1] + chr(ord(text[-1]) + 1)
+
+
+def search_ranges(q):
+    """Return {field: index-friendly prefix range} for a case-insensitive prefix search on name, email, number."""
+    lo = q.translate(_ASCII_LOWER)
+    up = q.translate(_ASCII_UPPER)
+    name, email = func.lower(Account.name), func.lower(Account.email)
+    return {
+        "name": and_(name >= func.lower(lo), name < func.lower(_next_prefix(lo))),
+        "email": and_(email >= func.lower(lo), email < func.lower(_next_prefix(lo))),
+        "number": and_(Account.number >= up, Account.number < _next_prefix(up)),
+    }
+
+
+SEARCH_KEYS = {"name": lambda: func.lower(Account.name), "email": lambda: func.lower(Account.email),
+               "number": lambda: Account.number}
+NARROWING_KEYS = {"exempt": lambda: None, "balance": lambda: Account.balance_cents,
+                  "activity": lambda: None, "class": lambda: None}  # activity: "before" ORs IS NULL
+
+
+def narrowing(f):
+    """Return [(name, clause)] of the filters an index can narrow, most selective first."""
+    out = []
+    if f.exempt:
+        out.append(("exempt", Account.exempt))
+    if f.balance_min is not None or f.balance_max is not None:
+        parts = []
+        if f.balance_min is not None:
+            parts.append(Account.balance_cents >= f.balance_min)
+        if f.balance_max is not None:
+            parts.append(Account.balance_cents <= f.balance_max)
+        out.append(("balance", and_(*parts)))
+    if f.active_after or f.active_before:
+        parts = []
+        if f.active_after:
+            parts.append(Account.last_activity_at >= datetime.combine(f.active_after, datetime.min.time()))
+        if f.active_before:
+            parts.append(or_(Account.last_activity_at < datetime.combine(f.active_before, datetime.min.time()),
+                             Account.last_activity_at.is_(None)) if not f.active_after else
+                         Account.last_activity_at < datetime.combine(f.active_before, datetime.min.time()))
+        out.append(("activity", and_(*parts)))
+    if f.class_id is not None:
+        out.append(("class", Account.customer_class_id == f.class_id))
+    return out
+
+
+def filter_clause(f, with_status=True):
+    """Return the SQL condition over Account columns for these filters (the list, export and bulk runs share it).
+
+    Args:
+        f: Filters from parse_filters.
+        with_status: False to leave the status filter out (the counts by status).
+    """
+    parts = [clause for _name, clause in narrowing(f)]
+    if f.q:
+        parts.append(or_(*search_ranges(f.q).values()))
+    if with_status and f.status:
+        parts.append(Account.status == f.status)
+    if f.exempt is False:
+        parts.append(~Account.exempt)
+    return and_(*parts) if parts else true()
+
+
+def selection_clause(selection, as_of=None):
+    """Return the condition picking a bulk run's accounts from its stored selection.
+
+    Args:
+        selection: {"type": "filter", "filter": {query args}} or {"type": "ids", "ids": [...]}.
+        as_of: unused (the list's filters are absolute); part of the run engine's signature.
+
+    Raises:
+        ValidationFailed: the selection is malformed or its stored filter no longer parses.
+    """
+    if selection.get("type") == "ids":
+        ids = [int(i) for i in selection.get("ids") or []]
+        return Account.id.in_(ids) if ids else Account.id.is_(None)
+    if selection.get("type") == "filter":
+        f = parse_filters(selection.get("filter") or {})
+        if f.problems:
+            raise ValidationFailed({"selection": "The stored filter is not valid: " + " ".join(f.problems.values())})
+        return filter_clause(f)
+    raise ValidationFailed({"selection": "Unknown selection."})
+
+
+runs.register_selection("filter", selection_clause)
