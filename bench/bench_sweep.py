@@ -3,7 +3,8 @@
     # SQLite: a seeded portal.sqlite3 (flask demo seed --accounts 1000000), copied for every measurement
     .venv/bin/python bench/bench_sweep.py --sqlite /path/to/seeded.sqlite3 --workers 1
     # PostgreSQL: a seeded database used as a template (CREATE DATABASE ... TEMPLATE) for every measurement
-    .venv/bin/python bench/bench_sweep.py --postgres postgresql+psycopg://postgres@127.0.0.1:5432/bench --workers 1 2
+    .venv/bin/python bench/bench_sweep.py --postgres postgresql+psycopg://postgres@127.0.0.1:5432/bench --workers 1 2 \
+        --connections 1 2 --repeat 3
 
 For each database it prints:
   raw      one UPDATE doing the same selection and the same column changes as the clean-up;
@@ -11,9 +12,12 @@ For each database it prints:
            transaction on SQLite);
   ours     start_run (the enabled rules, reason by rule) until the run is done, processed by N forking
            `worker.py sweeps` processes already waiting on a private Redis (audit rows, outbox emails,
-           progress per chunk included), with the workers' peak memory (the largest worker or work horse);
+           progress per chunk included), each working on --connections chunks at a time, with the
+           workers' peak memory (the largest worker or work horse);
   naive    an ORM loop over the first --naive accounts (load each, lazy-load its invoices and
            reservations, decide in Python, suspend with an audit event and emails, commit each).
+On SQLite every measurement ends once the write-ahead log is checkpointed into the database file.
+With --repeat N each round measures everything once, in turn; the medians and their ratios close.
 Nothing is changed in the seeded database itself.
 """
 import argparse
@@ -27,6 +31,7 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NOTE = "Benchmark clean-up"  # the reason note of every measurement
 sys.path.insert(0, ROOT)
 os.environ.setdefault("PORTAL_ENV", "development")
 
@@ -121,10 +126,12 @@ def raw_statement(url, with_audit):
         reason = reason_expression(Run)
         target = and_(Account.status.in_(("active", "limited")), Account.exempt.is_(False),
                       rules_domain.match_clause(selection["rules"], now))
-        values = dict(status="suspended", status_reason=reason, status_note="raw", status_source="sweep",
+        # the same values a clean-up writes (the same note, an actor label of the same length)
+        values = dict(status="suspended", status_reason=reason, status_note=NOTE, status_source="sweep",
                       status_changed_at=now, suspended_by_run_id=999_999, version=Account.version + 1)
         audit_cols = ["created_at", "account_id", "actor_run_id", "actor_label", "action", "reason_category",
-                      "state_before", "state_after"]
+                      "reason_note", "state_before", "state_after"]
+        label, note = literal("Clean-up run #1"), literal(NOTE)
         started = time.perf_counter()
         if not with_audit:
             rows = db.session.execute(update(Account).where(target).values(**values)
@@ -133,24 +140,40 @@ def raw_statement(url, with_audit):
             acc = Account.__table__
             upd = (update(acc).where(target).values(**values)
                    .returning(acc.c.id, acc.c.status_reason).cte("upd"))
-            rows_sel = select(literal(now), upd.c.id, literal(999_999), literal("raw"), literal("suspended"),
-                              upd.c.status_reason, literal("active"), literal("suspended"))
+            rows_sel = select(literal(now), upd.c.id, literal(999_999), label, literal("suspended"),
+                              upd.c.status_reason, note, literal("active"), literal("suspended"))
             ins = insert(AuditEvent.__table__).from_select(audit_cols, rows_sel).returning(AuditEvent.id).cte("ins")
             from sqlalchemy import func
 
             rows = db.session.scalar(select(func.count()).select_from(ins))
         else:
-            rows_sel = select(literal(now), Account.id, literal(999_999), literal("raw"), literal("suspended"),
-                              reason, Account.status, literal("suspended")).where(target)
+            rows_sel = select(literal(now), Account.id, literal(999_999), label, literal("suspended"),
+                              reason, note, Account.status, literal("suspended")).where(target)
             rows = db.session.execute(insert(AuditEvent.__table__).from_select(audit_cols, rows_sel)).rowcount
             db.session.execute(update(Account).where(Account.id.in_(
                 select(AuditEvent.account_id).where(AuditEvent.actor_run_id == 999_999))).values(**values)
                 .execution_options(synchronize_session=False))
         db.session.commit()
+        _checkpoint()
         elapsed = time.perf_counter() - started
         db.session.remove()
         db.engine.dispose()
     return elapsed, rows
+
+
+def _checkpoint():
+    """SQLite: wait until the write-ahead log is copied into the database file (a checkpoint running in
+    another connection is waited for), so every measurement ends with its writes in the database itself."""
+    from portal.extensions import db
+
+    if db.engine.dialect.name != "sqlite":
+        return
+    while True:  # (busy, frames in the log, frames checkpointed); busy while another connection checkpoints
+        busy, logged, done = db.session.connection().exec_driver_sql("PRAGMA wal_checkpoint(FULL)").one()
+        db.session.commit()
+        if not busy and logged == done:
+            return
+        time.sleep(0.01)
 
 
 # ---------------------------------------------------------------- ours, through RQ
@@ -195,8 +218,12 @@ class MemorySampler(threading.Thread):
             self.stopped.wait(0.02)
 
 
-def ours(url, workers, chunk_size=None):
-    """start_run until done with `workers` waiting sweep workers; return dict of figures."""
+def ours(url, workers, chunk_size=None, connections=0):
+    """start_run until done with `workers` waiting sweep workers; return dict of figures.
+
+    connections: chunks each worker works on at a time (PORTAL_SWEEP_CONNECTIONS; 0: the default).
+    On SQLite the time runs until the write-ahead log is checkpointed, as for the raw statements.
+    """
     from rq import Worker
 
     from portal.domain import runs, sweeps
@@ -208,6 +235,7 @@ def ours(url, workers, chunk_size=None):
     env.pop("PORTAL_INSTANCE_PATH", None)
     if chunk_size:
         env["PORTAL_SWEEP_CHUNK_SIZE"] = str(chunk_size)
+    env["PORTAL_SWEEP_CONNECTIONS"] = str(connections)
     procs = []
     app = _app(url, redis.url)
     if chunk_size:
@@ -227,7 +255,7 @@ def ours(url, workers, chunk_size=None):
         sampler.start()
         with app.app_context():
             started = time.perf_counter()
-            run = sweeps.runs.start_run(None, "cleanup", "suspend", selection, sweeps.BY_RULE, "Benchmark clean-up",
+            run = sweeps.runs.start_run(None, "cleanup", "suspend", selection, sweeps.BY_RULE, NOTE,
                                         trigger="cli")
             run_id = run.id
             while True:
@@ -236,6 +264,7 @@ def ours(url, workers, chunk_size=None):
                 if state["finished"]:
                     break
                 time.sleep(0.05)
+            _checkpoint()
             elapsed = time.perf_counter() - started
             db.session.remove()
             db.engine.dispose()
@@ -309,12 +338,21 @@ def naive(url, limit):
     return limit / elapsed, suspended, elapsed
 
 
+def _median(values):
+    values = sorted(values)
+    middle = len(values) // 2
+    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--sqlite", help="a seeded SQLite file (copied, never changed)")
     source.add_argument("--postgres", help="URL of a seeded PostgreSQL database (used as a template)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1])
+    parser.add_argument("--connections", type=int, nargs="+", default=[0],
+                        help="chunks each worker works on at a time (0: the default, 2 on PostgreSQL, 1 on SQLite)")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds; each round measures everything once, in turn")
     parser.add_argument("--chunk-size", type=int, default=None)
     parser.add_argument("--naive", type=int, default=10_000, help="accounts for the naive loop (0: skip)")
     parser.add_argument("--skip-raw", action="store_true")
@@ -322,29 +360,55 @@ def main():
     args = parser.parse_args()
     copies = Copies(args)
     print(f"database: {'SQLite ' + args.sqlite if args.sqlite else 'PostgreSQL ' + args.postgres}", flush=True)
+    times = {}
     try:
-        raw = None
-        if not args.skip_raw:
-            raw, rows = raw_statement(copies.fresh(), with_audit=False)
-            print(f"raw UPDATE:            {raw:7.2f} s  ({rows:,} accounts)", flush=True)
-            raw_audit, rows = raw_statement(copies.fresh(), with_audit=True)
-            print(f"raw UPDATE + audit:    {raw_audit:7.2f} s  ({rows:,} accounts)", flush=True)
-        for count in args.workers:
-            result = ours(copies.fresh(), count, args.chunk_size)
-            ratio = f"  = {result['seconds'] / raw:.2f}x raw UPDATE, {result['seconds'] / raw_audit:.2f}x raw+audit" \
-                if raw else ""
-            print(f"ours, {count} worker(s):    {result['seconds']:7.2f} s{ratio}", flush=True)
-            print(f"    status {result['status']}, matched {result['matched']:,}, suspended {result['changed']:,}, "
-                  f"skipped {result['skipped']:,}, {result['chunks']} chunks, {result['in_worker_s']:.2f} s from the "
-                  f"first claim to done; worker peak RSS {result['peak_rss_mb']:.0f} MB, of which anonymous "
-                  f"{result['peak_anon_mb']:.0f} MB"
-                  + (f"; error {result['error']}" if result["error"] else ""), flush=True)
+        for round_no in range(1, args.repeat + 1):
+            if args.repeat > 1:
+                print(f"round {round_no}", flush=True)
+            _round(args, copies, times)
+        if args.repeat > 1:
+            _summary(times)
         if args.naive:
             rate, suspended, elapsed = naive(copies.fresh(), args.naive)
             print(f"naive ORM loop:        {rate:7.0f} accounts/s ({args.naive:,} accounts in {elapsed:.1f} s, "
                   f"{suspended:,} suspended)", flush=True)
     finally:
         copies.drop()
+
+
+def _round(args, copies, times):
+    """Measure the raw statements and each worker/connection setting once; print and collect the times."""
+    if not args.skip_raw:
+        for label, with_audit in (("raw UPDATE", False), ("raw UPDATE + audit", True)):
+            seconds, rows = raw_statement(copies.fresh(), with_audit=with_audit)
+            times.setdefault(label, []).append(seconds)
+            print(f"{label + ':':<32}{seconds:7.2f} s  ({rows:,} accounts)", flush=True)
+    for count in args.workers:
+        for connections in args.connections:
+            result = ours(copies.fresh(), count, args.chunk_size, connections)
+            label = f"ours, {count} worker(s)" + (f" x {connections} connection(s)" if connections else "")
+            times.setdefault(label, []).append(result["seconds"])
+            raw, raw_audit = times.get("raw UPDATE", [None])[-1], times.get("raw UPDATE + audit", [None])[-1]
+            ratio = (f"  = {result['seconds'] / raw:.2f}x raw UPDATE, {result['seconds'] / raw_audit:.2f}x raw+audit"
+                     if raw else "")
+            print(f"{label + ':':<32}{result['seconds']:7.2f} s{ratio}", flush=True)
+            print(f"    status {result['status']}, matched {result['matched']:,}, suspended {result['changed']:,}, "
+                  f"skipped {result['skipped']:,}, {result['chunks']} chunks, {result['in_worker_s']:.2f} s from the "
+                  f"first claim to done; worker peak RSS {result['peak_rss_mb']:.0f} MB, of which anonymous "
+                  f"{result['peak_anon_mb']:.0f} MB"
+                  + (f"; error {result['error']}" if result["error"] else ""), flush=True)
+
+
+def _summary(times):
+    """Medians over the rounds, and each setting's ratio to the raw statements' medians."""
+    print("medians:", flush=True)
+    raw, raw_audit = (_median(times[k]) if k in times else None for k in ("raw UPDATE", "raw UPDATE + audit"))
+    for label, values in times.items():
+        median = _median(values)
+        ratio = (f"  = {median / raw:.2f}x raw UPDATE, {median / raw_audit:.2f}x raw+audit"
+                 if raw and label.startswith("ours") else "")
+        spread = ", ".join(f"{v:.2f}" for v in values)
+        print(f"{label + ':':<32}{median:7.2f} s  ({spread}){ratio}", flush=True)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,9 @@ class Config:
     BULK_ASYNC_THRESHOLD = int(os.environ.get("PORTAL_BULK_ASYNC_THRESHOLD", "300"))
     CLEANUP_CONFIRM_THRESHOLD = int(os.environ.get("PORTAL_CLEANUP_CONFIRM_THRESHOLD", "1000"))
     SWEEP_CHUNK_SIZE = int(os.environ.get("PORTAL_SWEEP_CHUNK_SIZE", "50000"))
-    SWEEP_SQLITE_WAL_AUTOCHECKPOINT = int(os.environ.get("PORTAL_SWEEP_SQLITE_WAL_AUTOCHECKPOINT", "10000"))  # pages
+    SWEEP_SQLITE_WAL_AUTOCHECKPOINT = int(os.environ.get("PORTAL_SWEEP_SQLITE_WAL_AUTOCHECKPOINT", "250000"))  # pages
+    SWEEP_SQLITE_CACHE_KIB = int(os.environ.get("PORTAL_SWEEP_SQLITE_CACHE_KIB", "32768"))  # page cache of a run
+    SWEEP_CONNECTIONS = int(os.environ.get("PORTAL_SWEEP_CONNECTIONS", "0"))  # 0: 2 on PostgreSQL, 1 on SQLite
     SWEEP_CHUNK_STALE_SECONDS = float(os.environ.get("PORTAL_SWEEP_CHUNK_STALE_SECONDS", "120"))
     SWEEP_CHUNK_PAUSE_SECONDS = float(os.environ.get("PORTAL_SWEEP_CHUNK_PAUSE_SECONDS", "0"))  # throttle
     SWEEP_PARALLEL_JOBS = int(os.environ.get("PORTAL_SWEEP_PARALLEL_JOBS", "2"))

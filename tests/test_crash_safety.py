@@ -119,4 +119,5 @@ def test_killing_the_worker_mid_run_loses_nothing_and_doubles_nothing(app, dorma
     emails = Counter(db.session.scalars(select(OutboxEmail.account_id).where(OutboxEmail.kind == "account_suspended")))
     assert {i: emails[i] for i in suspended | {already}} == {i: 1 for i in suspended | {already}}
     assert emails[ahead] == 1  # the admin's own suspension emailed once; the run added none
-    assert len(claimed_not_done) <= 1  # the killed worker held at most one chunk, which was done again
+    # the killed worker held at most one chunk per connection (2 on PostgreSQL), each done again
+    assert len(claimed_not_done) <= (2 if database_url.startswith("postgresql") else 1)

@@ -40,7 +40,7 @@ def _admin(ids):
 def _start(ids, **kw):
     return runs.start_run(_admin(ids), kw.pop("kind", "cleanup"), kw.pop("action", "suspend"),
                           kw.pop("selection", INACTIVE_12), "inactivity", "Clean-up of dormant accounts",
-                          as_of=AS_OF, chunk_size=3, enqueue=False, **kw)
+                          as_of=AS_OF, chunk_size=kw.pop("chunk_size", 3), enqueue=False, **kw)
 
 
 def test_run_suspends_matching_accounts_once_with_audit_and_email(ctx, population):
@@ -148,3 +148,45 @@ def test_a_sweep_worker_picks_up_a_run_left_with_no_job(app, population, run_wor
     assert result.returncode == 0, result.stderr[-2000:]
     with app.app_context():
         assert runs.progress(run_id)["status"] == "done"
+
+
+def test_one_worker_works_on_chunks_over_two_connections(ctx, population):
+    run = _start(population, chunk_size=1)
+    result = runs.process_run(run.id, worker_name="test", poll=0.05, connections=2)
+    assert result["status"] == "done" and result["chunks_done"] == result["chunks"]
+    assert result["changed"] == 4 and result["skip_reasons"] == {"exempt": 1, "already suspended": 1}
+    claimed_by = set(db.session.scalars(select(SweepRunChunk.claimed_by).where(SweepRunChunk.run_id == run.id)))
+    assert claimed_by <= {"test", "test/1"}
+    counts = db.session.execute(select(AuditEvent.account_id, func.count()).where(
+        AuditEvent.actor_run_id == run.id, AuditEvent.action == "suspended").group_by(AuditEvent.account_id)).all()
+    assert sorted(counts) == sorted((population[f"old{i}"], 1) for i in range(4))
+    assert db.session.scalar(select(func.count()).select_from(OutboxEmail)) == 1
+
+
+def test_a_failing_connection_fails_the_run_and_stops_the_other(ctx, population, monkeypatch):
+    import threading
+    import time
+
+    from portal.domain import run_processing
+
+    real = run_processing._process_chunk
+
+    def fail_in_the_second_connection(*args):
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError("disk full")
+        time.sleep(0.05)  # leave the second connection time to claim a chunk
+        return real(*args)
+
+    monkeypatch.setattr(run_processing, "_process_chunk", fail_in_the_second_connection)
+    run = _start(population, chunk_size=1)
+    with pytest.raises(RuntimeError, match="disk full"):
+        runs.process_run(run.id, worker_name="test", poll=0.05, connections=2)
+    db.session.rollback()
+    state = runs.progress(run.id)
+    assert state["status"] == "failed" and "disk full" in state["error"]
+    assert state["chunks_done"] < state["chunks"]
+    assert db.session.scalar(select(func.count()).select_from(SweepRunChunk).where(
+        SweepRunChunk.run_id == run.id, SweepRunChunk.claimed_by == "test/1", SweepRunChunk.done_at.is_(None),
+        SweepRunChunk.claimed_at.is_not(None))) == 0  # the failed connection gave its chunk back
+    monkeypatch.setattr(run_processing, "_process_chunk", real)
+    assert runs.process_run(run.id, worker_name="test", poll=0)["status"] == "done"  # and it can be resumed

@@ -5,17 +5,17 @@ writes one audit event per changed account, queues its managers' emails, counts 
 matched but the run left alone (by reason), and marks the chunk done. If the worker dies midway the
 database rolls it all back and the chunk is claimed again later, so nothing happens twice.
 
-SQLite has no data-modifying CTEs and its RETURNING cannot see joined tables: there the audit rows
-are inserted from the selection first, then the accounts they name are updated (the write lock is
-held from the first statement, so nothing changes in between). PostgreSQL does both in one
-statement: update the accounts and insert their audit rows from the UPDATE's RETURNING.
+SQLite has no data-modifying CTEs and its RETURNING cannot see joined tables: there one pass notes
+the chunk's selected accounts in a temporary table, and the audit rows, the update and the emails are
+written from it (the write lock is held from the first statement, so nothing changes in between).
+PostgreSQL does both in one statement: update the accounts and insert their audit rows from the
+UPDATE's RETURNING.
 """
 import re
 
 from flask import current_app
-from sqlalchemy import (ARRAY, DateTime, Integer, and_, any_, bindparam, case, func, insert, literal, null, or_, select,
-                        text, update)
-from sqlalchemy.sql import Select
+from sqlalchemy import (ARRAY, Column, DateTime, Integer, MetaData, String, Table, and_, any_, bindparam, case, func,
+                        insert, literal, null, or_, select, text, update)
 
 from portal.domain.gate import REASONS, SUSPENSION_BANNERS
 from portal.domain.rules import rule_clause
@@ -113,26 +113,16 @@ def process_chunk(run, chunk_id, lo, hi, selected, now):
     if claimed != 1:
         db.session.rollback()
         return 0
-    if db.engine.dialect.name == "postgresql":
-        # JIT-compiling each chunk's statements costs more than running them (~0.2 s a statement); and
-        # with little work_mem the planner probes the open-invoice index for the chunk's few candidates
-        # instead of hashing every overdue invoice of the database again for each chunk.
-        db.session.execute(text("SET LOCAL jit = off"))
-        db.session.execute(text("SET LOCAL work_mem = '1MB'"))
     in_chunk = and_(Account.id >= lo, Account.id < hi, selected)
-    values = _account_values(run, after, now, reason_expression(run) if after == "suspended" else None)
-    if db.engine.dialect.name == "postgresql":
-        ids = _change_postgresql(run, target_clause(run, in_chunk), values, after, action, lo, hi, now)
-        changed, changed_ids = len(ids), any_(bindparam("changed_ids", ids, type_=ARRAY(Integer)))
-    else:
-        changed = _change_sqlite(run, target_clause(run, in_chunk), values, after, action, lo, hi, now)
-        changed_ids = _changed_ids(run, lo, hi, action)
-    skip_reasons = _skip_reasons(run, in_chunk, after)
+    values = _account_values(run, after, now)
+    change = _change_postgresql if db.engine.dialect.name == "postgresql" else _change_sqlite
+    changed, changed_accounts, skip_reasons = change(run, lo, hi, in_chunk, values, after, action, now)
     if changed:
-        _queue_emails(run, changed_ids, lo, hi, email_kind, now)
+        _queue_emails(run, changed_accounts, lo, hi, email_kind, now)
         if run.action == "reactivate":
+            released = select(Account.id).where(Account.id >= lo, Account.id < hi, changed_accounts)
             db.session.execute(update(OutboxEmail).where(OutboxEmail.status == "held",
-                                                         _account_in(OutboxEmail.account_id, changed_ids))
+                                                         OutboxEmail.account_id.in_(released))
                                .values(status="pending"))
     skipped = sum(skip_reasons.values())
     db.session.execute(update(SweepRunChunk).where(SweepRunChunk.id == chunk_id)
@@ -143,21 +133,115 @@ def process_chunk(run, chunk_id, lo, hi, selected, now):
     return changed
 
 
-def _account_in(column, changed_ids):
-    """column IN (the changed ids): a subquery (SQLite) or = ANY(an array parameter) (PostgreSQL)."""
-    return column.in_(changed_ids) if isinstance(changed_ids, Select) else column == changed_ids
+def _account_values(run, after, now):
+    """The columns a change writes on each account (a suspension's reason is set per dialect)."""
+    if after == "suspended":
+        return dict(status=after, status_note=run.reason_note,
+                    status_source="bulk" if run.kind == "bulk" else "sweep", status_changed_at=now,
+                    suspended_by_run_id=run.id, version=Account.version + 1)
+    return dict(status=after, status_reason=None, status_note=None, status_source=None, status_changed_at=now,
+                suspended_by_run_id=None, version=Account.version + 1)
 
 
-def _changed_accounts(run, changed_ids):
-    """The accounts this chunk changed, as a condition on the joined Account row.
+def _audit_values(run, action, now, reason):
+    return [literal(now, DateTime()), literal(run.triggered_by_id) if run.triggered_by_id else null(),
+            literal(run.id), literal(run_label(run)), literal(action), reason, literal(run.reason_note)]
 
-    SQLite, suspending: the accounts of the chunk's id range that carry the run's id are exactly those
-    this transaction suspended (only this chunk writes the run's id in its range, once), so the email
-    insert reads the row it joins anyway instead of probing the audit index for every manager.
+
+def _audit_reason(run):
+    """The reason an audit event (and a suspended account) records: per account for a rules run."""
+    return reason_expression(run) if run.action == "suspend" else literal(run.reason_category)
+
+
+# ---------------------------------------------------------------- SQLite
+
+_chunk_rows = Table("run_chunk_rows", MetaData(), Column("id", Integer, primary_key=True),
+                    Column("state_before", String), Column("reason", String), Column("skip", String))
+
+
+def _change_sqlite(run, lo, hi, in_chunk, values, after, action, now):  # noqa: ARG001
+    """SQLite: sort the chunk's selected accounts once, into a temporary table, then write from it.
+
+    One pass over the chunk evaluates the selection and notes for each selected account its state,
+    its reason, and why the run leaves it alone (NULL: it changes). The audit rows, the update, the
+    skip counts and the emails all read that small table; the write lock, held since the claim, keeps
+    the accounts as they were read.
     """
-    if isinstance(changed_ids, Select) and ACTIONS[run.action][1] == "suspended":
-        return Account.suspended_by_run_id == run.id
-    return _account_in(User.account_id, changed_ids)
+    connection = db.session.connection()
+    _sqlite_bulk_settings(connection)
+    connection.exec_driver_sql("CREATE TEMP TABLE IF NOT EXISTS run_chunk_rows "
+                               "(id INTEGER PRIMARY KEY, state_before TEXT, reason TEXT, skip TEXT)")
+    connection.exec_driver_sql("DELETE FROM temp.run_chunk_rows")
+    t = _chunk_rows
+    skip, _left_alone = skip_reason_clause(run)
+    db.session.execute(insert(t).from_select(
+        ["id", "state_before", "reason", "skip"],
+        select(Account.id, Account.status, _audit_reason(run), skip).where(in_chunk)))
+    t_now, *rest = _audit_values(run, action, now, t.c.reason)
+    rows = select(t_now, t.c.id, *rest, t.c.state_before, literal(after)).where(t.c.skip.is_(None))
+    changed = db.session.execute(insert(AuditEvent.__table__).from_select(AUDIT_COLUMNS, rows)).rowcount
+    to_change = select(t.c.id).where(t.c.skip.is_(None))
+    if changed:
+        if after == "suspended":
+            values = dict(values, status_reason=select(t.c.reason).where(t.c.id == Account.id).scalar_subquery())
+        db.session.execute(update(Account).where(Account.id.in_(to_change),
+                                                 Account.status.in_(states_changed_by(run)))
+                           .values(**values).execution_options(synchronize_session=False))
+    skip_reasons = db.session.execute(select(t.c.skip, func.count()).where(t.c.skip.is_not(None))
+                                      .group_by(t.c.skip)).all()
+    changed_accounts = (Account.suspended_by_run_id == run.id) if after == "suspended" else Account.id.in_(to_change)
+    return changed, changed_accounts, {str(r): int(c) for r, c in skip_reasons}
+
+
+def _sqlite_bulk_settings(connection):
+    """Set the chunk's connection up for writing a lot (it keeps them; a sweep worker's job only runs chunks).
+
+    A page cache of SWEEP_SQLITE_CACHE_KIB keeps a chunk's pages in memory until its commit instead of
+    spilling them to the log mid-statement (the update ~35 % faster at 1M accounts); the connection
+    checkpoints only every SWEEP_SQLITE_WAL_AUTOCHECKPOINT pages, since run_processing's checkpointer
+    copies the log into the database alongside, without stopping the writing.
+    """
+    config = current_app.config
+    connection.exec_driver_sql(f"PRAGMA cache_size = -{int(config.get('SWEEP_SQLITE_CACHE_KIB') or 2000)}")
+    connection.exec_driver_sql(f"PRAGMA wal_autocheckpoint = {int(config.get('SWEEP_SQLITE_WAL_AUTOCHECKPOINT') or 1000)}")
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+def _change_postgresql(run, lo, hi, in_chunk, values, after, action, now):
+    """PostgreSQL: one statement updates the accounts and inserts their audit rows.
+
+    The whole compare-and-set condition is in the UPDATE's own WHERE, so an account changed by
+    someone else meanwhile is re-checked on its new version (and left alone if it no longer
+    qualifies, or if its status moved); the state before comes from the same snapshot. No separate
+    FOR UPDATE pass: locking each row first cost as much WAL as a second update.
+
+    A suspension finds its accounts again by the run's id on the row (only this transaction writes it
+    in the chunk's range, on both databases); a reactivation gets the changed ids back.
+    """
+    # JIT-compiling each chunk's statements costs more than running them (~0.2 s a statement); and
+    # with little work_mem the planner probes the open-invoice index for the chunk's few candidates
+    # instead of hashing every overdue invoice of the database again for each chunk.
+    db.session.execute(text("SET LOCAL jit = off"))
+    db.session.execute(text("SET LOCAL work_mem = '1MB'"))
+    acc = Account.__table__
+    if after == "suspended":
+        values = dict(values, status_reason=reason_expression(run))
+    old = select(acc.c.id, acc.c.status).where(acc.c.id >= lo, acc.c.id < hi).subquery("old")
+    upd = (update(acc).where(acc.c.id == old.c.id, acc.c.status == old.c.status, target_clause(run, in_chunk))
+           .values(**values).returning(acc.c.id, old.c.status.label("before"), acc.c.status_reason).cte("upd"))
+    reason = upd.c.status_reason if after == "suspended" else literal(run.reason_category)
+    t_now, *rest = _audit_values(run, action, now, reason)
+    rows = select(t_now, upd.c.id, *rest, upd.c.before, literal(after))
+    ins = (insert(AuditEvent.__table__).from_select(AUDIT_COLUMNS, rows).returning(AuditEvent.account_id)
+           .cte("ins"))
+    if after == "suspended":
+        changed = db.session.scalar(select(func.count()).select_from(ins))
+        changed_accounts = Account.suspended_by_run_id == run.id
+    else:
+        ids = list(db.session.scalars(select(ins.c.account_id)))
+        changed, changed_accounts = len(ids), Account.id == any_(bindparam("changed_ids", ids, type_=ARRAY(Integer)))
+    return changed, changed_accounts, _skip_reasons(run, in_chunk, after)
 
 
 def _skip_reasons(run, in_chunk, after):
@@ -170,61 +254,11 @@ def _skip_reasons(run, in_chunk, after):
     return {str(r): int(c) for r, c in rows}
 
 
-def _account_values(run, after, now, reason):
-    if after == "suspended":
-        return dict(status=after, status_reason=reason, status_note=run.reason_note,
-                    status_source="bulk" if run.kind == "bulk" else "sweep", status_changed_at=now,
-                    suspended_by_run_id=run.id, version=Account.version + 1)
-    return dict(status=after, status_reason=None, status_note=None, status_source=None, status_changed_at=now,
-                suspended_by_run_id=None, version=Account.version + 1)
+def _queue_emails(run, changed_accounts, lo, hi, email_kind, now):
+    """Queue one email per account manager of every account this chunk changed (set-based).
 
-
-def _audit_values(run, action, now, reason):
-    return [literal(now, DateTime()), literal(run.triggered_by_id) if run.triggered_by_id else null(),
-            literal(run.id), literal(run_label(run)), literal(action), reason, literal(run.reason_note)]
-
-
-def _change_sqlite(run, target, values, after, action, lo, hi, now):
-    """SQLite: insert the audit rows from the selection, then update the accounts they name."""
-    reason = values.get("status_reason")
-    reason = reason if reason is not None else literal(run.reason_category)
-    t_now, *rest = _audit_values(run, action, now, reason)
-    rows = select(t_now, Account.id, *rest, Account.status, literal(after)).where(target)
-    changed = db.session.execute(insert(AuditEvent.__table__).from_select(AUDIT_COLUMNS, rows)).rowcount
-    if changed:
-        db.session.execute(update(Account).where(Account.id.in_(_changed_ids(run, lo, hi, action)),
-                                                 Account.status.in_(states_changed_by(run)))
-                           .values(**values).execution_options(synchronize_session=False))
-    return changed
-
-
-def _change_postgresql(run, target, values, after, action, lo, hi, now):
-    """PostgreSQL: one statement — update the accounts, insert their audit rows; return the changed ids.
-
-    The whole compare-and-set condition is in the UPDATE's own WHERE, so an account changed by
-    someone else meanwhile is re-checked on its new version (and left alone if it no longer
-    qualifies, or if its status moved); the state before comes from the same snapshot. No separate
-    FOR UPDATE pass: locking each row first cost as much WAL as a second update.
+    `changed_accounts` is a condition on the joined account row that holds for exactly those accounts.
     """
-    acc = Account.__table__
-    old = select(acc.c.id, acc.c.status).where(acc.c.id >= lo, acc.c.id < hi).subquery("old")
-    upd = (update(acc).where(acc.c.id == old.c.id, acc.c.status == old.c.status, target).values(**values)
-           .returning(acc.c.id, old.c.status.label("before"), acc.c.status_reason).cte("upd"))
-    reason = upd.c.status_reason if values.get("status_reason") is not None else literal(run.reason_category)
-    t_now, *rest = _audit_values(run, action, now, reason)
-    rows = select(t_now, upd.c.id, *rest, upd.c.before, literal(after))
-    ins = (insert(AuditEvent.__table__).from_select(AUDIT_COLUMNS, rows).returning(AuditEvent.account_id)
-           .cte("ins"))
-    return list(db.session.scalars(select(ins.c.account_id)))
-
-
-def _changed_ids(run, lo, hi, action):
-    return select(AuditEvent.account_id).where(AuditEvent.actor_run_id == run.id, AuditEvent.action == action,
-                                               AuditEvent.account_id >= lo, AuditEvent.account_id < hi)
-
-
-def _queue_emails(run, changed_ids, lo, hi, email_kind, now):
-    """Queue one email per account manager of every account this chunk changed (set-based)."""
     subject = _concat(_email_subject(email_kind))
     if run.reason_category == BY_RULE and email_kind == "account_suspended":
         # The wording follows each account's reason (written on it a moment ago by this chunk).
@@ -236,7 +270,7 @@ def _queue_emails(run, changed_ids, lo, hi, email_kind, now):
     rows = (select(literal(now, DateTime()), Account.id, User.id, literal(email_kind), User.email,
                    subject, body, literal("pending"), literal(0))
             .select_from(User).join(Account, Account.id == User.account_id)
-            .where(User.account_id >= lo, User.account_id < hi, _changed_accounts(run, changed_ids),
+            .where(User.account_id >= lo, User.account_id < hi, changed_accounts,
                    Account.id >= lo, Account.id < hi, User.role == "account_manager",
                    User.disabled.is_(False), User.email_notifications.is_(True)))
     db.session.execute(insert(OutboxEmail.__table__).from_select(

@@ -8,6 +8,7 @@ RQ's retry, carries on where it stopped.
 import logging
 import os
 import socket
+import threading
 import time
 from datetime import timedelta
 
@@ -27,29 +28,66 @@ from portal.timeutil import utcnow
 log = logging.getLogger(__name__)
 
 
-def process_run(run_id, worker_name=None, stale_after=None, poll=0.5):
+def process_run(run_id, worker_name=None, stale_after=None, poll=0.5, connections=None):
     """Work on a run until none of its chunks is left to claim; finish it if all are done.
 
     Chunks claimed by another live worker are left to it; a chunk whose claim is older than
-    `stale_after` seconds (a killed worker) is claimed again. Returns progress(run_id).
+    `stale_after` seconds (a killed worker) is claimed again. On PostgreSQL one worker works on
+    `connections` chunks at a time (SWEEP_CONNECTIONS; default 2 there, 1 on SQLite, which has one
+    writer at a time), each over its own connection. Returns progress(run_id).
     """
     worker_name = worker_name or f"{socket.gethostname()}:{os.getpid()}"
     config = current_app.config
     stale_after = stale_after if stale_after is not None else float(config["SWEEP_CHUNK_STALE_SECONDS"])
-    pause = float(config.get("SWEEP_CHUNK_PAUSE_SECONDS") or 0)
     run = get_run(run_id)
     if run.status == "done":
         return progress(run_id)
     _mark_running(run)
-    selected = selection_clause(run.params["selection"], run.as_of)
-    _sqlite_checkpoint_every(int(config.get("SWEEP_SQLITE_WAL_AUTOCHECKPOINT") or 1000))
+    connections = connections or sweep_connections()
+    stopped = threading.Event()  # set when a connection is out of chunks, or failed: the others stop too
+    helpers = [_Helper(current_app._get_current_object(), run_id, f"{worker_name}/{i}", stale_after, poll, stopped)
+               for i in range(1, connections)]
+    checkpointer = _Checkpointer(current_app._get_current_object()) if db.engine.dialect.name == "sqlite" else None
+    for thread in helpers + ([checkpointer] if checkpointer else []):
+        thread.start()
     try:
-        while True:
+        _work_on(run, worker_name, stale_after, poll, stopped)
+    finally:
+        for helper in helpers:
+            helper.join()
+        if checkpointer:
+            checkpointer.stop()
+    for helper in helpers:
+        if helper.error is not None:
+            raise helper.error
+    _finish(run.id)
+    _sqlite_checkpoint()
+    return progress(run_id)
+
+
+def sweep_connections():
+    """How many chunks one worker works on at a time: SWEEP_CONNECTIONS, or 2 on PostgreSQL and 1 on SQLite."""
+    configured = current_app.config.get("SWEEP_CONNECTIONS")
+    if configured:
+        return max(1, int(configured))
+    return 2 if db.engine.dialect.name == "postgresql" else 1
+
+
+def _work_on(run, worker_name, stale_after, poll, stopped):
+    """Claim and do chunks until none is left; a failure marks the run failed and gives its chunks back.
+
+    `stopped` is shared by the connections of one worker: whichever stops first (all chunks done, or
+    an error) wakes the others, which finish the chunk in hand and stop.
+    """
+    pause = float(current_app.config.get("SWEEP_CHUNK_PAUSE_SECONDS") or 0)
+    selected = selection_clause(run.params["selection"], run.as_of)
+    try:
+        while not stopped.is_set():
             chunk = _claim_chunk(run.id, worker_name, stale_after)
             if chunk is None:
                 if _all_done(run.id):
-                    break
-                time.sleep(poll)  # others are on the remaining chunks; take over any that go stale
+                    return
+                stopped.wait(poll)  # others are on the remaining chunks; take over any that go stale
                 continue
             if pause:
                 time.sleep(pause)  # throttling: leave the database room for other work
@@ -60,25 +98,69 @@ def process_run(run_id, worker_name=None, stale_after=None, poll=0.5):
         _mark_failed(run.id, exc)
         raise
     finally:
-        _sqlite_checkpoint_every(1000)
-    _finish(run.id)
-    return progress(run_id)
+        stopped.set()
 
 
-def _sqlite_checkpoint_every(pages):
-    """SQLite: copy the write-ahead log into the database every `pages` pages (default 1000).
+class _Helper(threading.Thread):
+    """One more connection of the same worker working on the run's chunks (PostgreSQL)."""
 
-    A run writes a lot; checkpointing every 4 MB costs two fsyncs each time and made a 1M-account
-    clean-up ~40% slower, so a run checkpoints less often and the usual setting comes back after it.
+    def __init__(self, app, run_id, worker_name, stale_after, poll, stopped):
+        super().__init__(name=f"run-{run_id}-{worker_name}", daemon=True)
+        self.app, self.run_id, self.worker_name, self.stopped = app, run_id, worker_name, stopped
+        self.stale_after, self.poll, self.error = stale_after, poll, None
+
+    def run(self):
+        with self.app.app_context():
+            try:
+                _work_on(get_run(self.run_id), self.worker_name, self.stale_after, self.poll, self.stopped)
+            except Exception as exc:  # noqa: BLE001 - handed to the worker's own thread, which raises it
+                log.exception("run %s: %s failed", self.run_id, self.worker_name)
+                self.error = exc
+            finally:
+                db.session.remove()
+
+
+class _Checkpointer(threading.Thread):
+    """SQLite: copy the write-ahead log into the database while a run writes, on a connection of its own.
+
+    The chunks' connection checkpoints rarely (run_chunk: checkpointing there would stop the writing for
+    a copy and two fsyncs every few chunks); this thread copies what the committed chunks wrote while
+    the next chunk is being written, so little is left to copy when the run ends (_sqlite_checkpoint).
     """
+
+    def __init__(self, app, interval=0.2):
+        super().__init__(name="run-checkpointer", daemon=True)
+        self.app, self.interval, self.stopped = app, interval, threading.Event()
+
+    def run(self):
+        with self.app.app_context():
+            try:
+                connection = db.engine.raw_connection()
+                try:
+                    while not self.stopped.wait(self.interval):
+                        cursor = connection.cursor()
+                        cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                        cursor.close()
+                finally:
+                    connection.close()
+            except Exception as exc:  # noqa: BLE001 - housekeeping; the end of the run checkpoints anyway
+                log.warning("background checkpoint stopped: %s", exc)
+
+    def stop(self):
+        self.stopped.set()
+        self.join()
+
+
+def _sqlite_checkpoint():
+    """SQLite: after a run, copy the write-ahead log into the database and truncate it (it may be large)."""
     if db.engine.dialect.name != "sqlite":
         return
     try:
-        db.session.connection().exec_driver_sql(f"PRAGMA wal_autocheckpoint = {int(pages)}")
+        db.session.connection().exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         db.session.commit()
-    except Exception as exc:  # noqa: BLE001 - a tuning knob; never hide the run's own error
+    except Exception as exc:  # noqa: BLE001 - housekeeping; the next commits checkpoint anyway
         db.session.rollback()
-        log.warning("could not set wal_autocheckpoint: %s", exc)
+        log.warning("could not checkpoint the write-ahead log: %s", exc)
 
 
 def process_chunk(run, chunk_id, lo, hi, now=None):
