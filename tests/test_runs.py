@@ -190,3 +190,25 @@ def test_a_failing_connection_fails_the_run_and_stops_the_other(ctx, population,
         SweepRunChunk.claimed_at.is_not(None))) == 0  # the failed connection gave its chunk back
     monkeypatch.setattr(run_processing, "_process_chunk", real)
     assert runs.process_run(run.id, worker_name="test", poll=0)["status"] == "done"  # and it can be resumed
+
+
+def test_undo_emails_the_managers_and_releases_mail_held_while_suspended(ctx, population):
+    from portal.domain import notify
+
+    run = _start(population)
+    runs.process_run(run.id, worker_name="test", poll=0)
+    account = db.session.get(Account, population["old0"])
+    member = db.session.get(User, population["member"].id)
+    held = notify.queue_email(member, "reservation_reminder", "Your booking", "account_suspended.txt",
+                              account=account, reason="inactivity", note="")
+    db.session.commit()
+    assert db.session.get(OutboxEmail, held.id).status == "held"
+    undo = runs.start_run(_admin(population), "undo", "reactivate", {"type": "undo", "run_id": run.id}, "other",
+                          "Suspended by mistake", undo_of_run_id=run.id, chunk_size=3, enqueue=False)
+    assert runs.process_run(undo.id, worker_name="test", poll=0)["changed"] == 4
+    assert db.session.get(OutboxEmail, held.id).status == "pending"
+    back = db.session.scalars(select(OutboxEmail).where(OutboxEmail.kind == "account_reactivated")).all()
+    assert [(e.to_addr, e.account_id, e.status) for e in back] == [
+        (population["manager"].email, population["old0"], "pending")]
+    assert back[0].subject == f"Your account {account.number} is active again"
+    assert "Old 0" in back[0].body or account.number in back[0].body

@@ -8,19 +8,17 @@ database rolls it all back and the chunk is claimed again later, so nothing happ
 SQLite has no data-modifying CTEs and its RETURNING cannot see joined tables: there one pass notes
 the chunk's selected accounts in a temporary table, and the audit rows, the update and the emails are
 written from it (the write lock is held from the first statement, so nothing changes in between).
-PostgreSQL does both in one statement: update the accounts and insert their audit rows from the
-UPDATE's RETURNING.
+PostgreSQL does it all in one statement: update the accounts, and from the UPDATE's RETURNING insert
+their audit rows and their emails.
 """
-import re
-
 from flask import current_app
-from sqlalchemy import (ARRAY, Column, DateTime, Integer, MetaData, String, Table, and_, any_, bindparam, case, func,
-                        insert, literal, null, or_, select, text, update)
+from sqlalchemy import (Column, DateTime, Integer, MetaData, String, Table, and_, case, func, insert, literal, null, or_,
+                        select, text, update)
 
-from portal.domain.gate import REASONS, SUSPENSION_BANNERS
 from portal.domain.rules import rule_clause
+from portal.domain.run_emails import BY_RULE, OUTBOX_COLUMNS, email_rows
 from portal.extensions import db
-from portal.models import Account, AuditEvent, OutboxEmail, SweepRun, SweepRunChunk, User
+from portal.models import Account, AuditEvent, OutboxEmail, SweepRun, SweepRunChunk
 
 ACTIONS = {
     # action: (states it applies to, state after, audit action, email kind)
@@ -29,7 +27,6 @@ ACTIONS = {
 }
 RUN_NAMES = {"cleanup": "Clean-up run", "recurring": "Scheduled sweep", "bulk": "Bulk action", "undo": "Undo run"}
 REACTIVATED_DURING_RUN = "reactivated or changed during the run"
-BY_RULE = "by_rule"  # a rules run's reason: non-payment where a money rule matched, else inactivity
 AUDIT_COLUMNS = ["created_at", "account_id", "actor_user_id", "actor_run_id", "actor_label", "action",
                  "reason_category", "reason_note", "state_before", "state_after"]
 
@@ -105,7 +102,6 @@ def process_chunk(run, chunk_id, lo, hi, selected, now):
     Returns:
         The number of accounts changed (0 if another worker already did this chunk).
     """
-    after, action, email_kind = ACTIONS[run.action][1:]
     # Take the write lock first (SQLite), and make sure the chunk is still ours to do.
     claimed = db.session.execute(update(SweepRunChunk).where(SweepRunChunk.id == chunk_id,
                                                              SweepRunChunk.done_at.is_(None))
@@ -114,16 +110,8 @@ def process_chunk(run, chunk_id, lo, hi, selected, now):
         db.session.rollback()
         return 0
     in_chunk = and_(Account.id >= lo, Account.id < hi, selected)
-    values = _account_values(run, after, now)
     change = _change_postgresql if db.engine.dialect.name == "postgresql" else _change_sqlite
-    changed, changed_accounts, skip_reasons = change(run, lo, hi, in_chunk, values, after, action, now)
-    if changed:
-        _queue_emails(run, changed_accounts, lo, hi, email_kind, now)
-        if run.action == "reactivate":
-            released = select(Account.id).where(Account.id >= lo, Account.id < hi, changed_accounts)
-            db.session.execute(update(OutboxEmail).where(OutboxEmail.status == "held",
-                                                         OutboxEmail.account_id.in_(released))
-                               .values(status="pending"))
+    changed, skip_reasons = change(run, lo, hi, in_chunk, now)
     skipped = sum(skip_reasons.values())
     db.session.execute(update(SweepRunChunk).where(SweepRunChunk.id == chunk_id)
                        .values(done_at=now, matched=changed + skipped, changed=changed, skipped=skipped,
@@ -159,14 +147,15 @@ _chunk_rows = Table("run_chunk_rows", MetaData(), Column("id", Integer, primary_
                     Column("state_before", String), Column("reason", String), Column("skip", String))
 
 
-def _change_sqlite(run, lo, hi, in_chunk, values, after, action, now):  # noqa: ARG001
+def _change_sqlite(run, lo, hi, in_chunk, now):
     """SQLite: sort the chunk's selected accounts once, into a temporary table, then write from it.
 
     One pass over the chunk evaluates the selection and notes for each selected account its state,
     its reason, and why the run leaves it alone (NULL: it changes). The audit rows, the update, the
     skip counts and the emails all read that small table; the write lock, held since the claim, keeps
-    the accounts as they were read.
+    the accounts as they were read. Returns (changed, skip reasons).
     """
+    after, action, email_kind = ACTIONS[run.action][1:]
     connection = db.session.connection()
     _sqlite_bulk_settings(connection)
     connection.exec_driver_sql("CREATE TEMP TABLE IF NOT EXISTS run_chunk_rows "
@@ -182,15 +171,30 @@ def _change_sqlite(run, lo, hi, in_chunk, values, after, action, now):  # noqa: 
     changed = db.session.execute(insert(AuditEvent.__table__).from_select(AUDIT_COLUMNS, rows)).rowcount
     to_change = select(t.c.id).where(t.c.skip.is_(None))
     if changed:
+        values = _account_values(run, after, now)
         if after == "suspended":
-            values = dict(values, status_reason=select(t.c.reason).where(t.c.id == Account.id).scalar_subquery())
+            values["status_reason"] = select(t.c.reason).where(t.c.id == Account.id).scalar_subquery()
         db.session.execute(update(Account).where(Account.id.in_(to_change),
                                                  Account.status.in_(states_changed_by(run)))
                            .values(**values).execution_options(synchronize_session=False))
+        # The emails: a suspension finds its accounts by the run's id on the row it joins anyway (only
+        # this transaction writes it in the chunk's range); a reactivation by the temporary table.
+        changed_accounts = (Account.suspended_by_run_id == run.id) if after == "suspended" \
+            else Account.id.in_(to_change)
+        emails = email_rows(run, email_kind, now, Account.__table__, lo, hi).where(
+            Account.id >= lo, Account.id < hi, changed_accounts)
+        db.session.execute(insert(OutboxEmail.__table__).from_select(OUTBOX_COLUMNS, emails))
+        if run.action == "reactivate":
+            db.session.execute(_release_held_emails(to_change))
     skip_reasons = db.session.execute(select(t.c.skip, func.count()).where(t.c.skip.is_not(None))
                                       .group_by(t.c.skip)).all()
-    changed_accounts = (Account.suspended_by_run_id == run.id) if after == "suspended" else Account.id.in_(to_change)
-    return changed, changed_accounts, {str(r): int(c) for r, c in skip_reasons}
+    return changed, {str(r): int(c) for r, c in skip_reasons}
+
+
+def _release_held_emails(account_ids):
+    """Members' emails held while their account was suspended go out once it is active again."""
+    return (update(OutboxEmail).where(OutboxEmail.status == "held", OutboxEmail.account_id.in_(account_ids))
+            .values(status="pending"))
 
 
 def _sqlite_bulk_settings(connection):
@@ -208,40 +212,41 @@ def _sqlite_bulk_settings(connection):
 
 # ---------------------------------------------------------------- PostgreSQL
 
-def _change_postgresql(run, lo, hi, in_chunk, values, after, action, now):
-    """PostgreSQL: one statement updates the accounts and inserts their audit rows.
+def _change_postgresql(run, lo, hi, in_chunk, now):
+    """PostgreSQL: one statement updates the accounts and, from its RETURNING, writes the audit rows and emails.
 
     The whole compare-and-set condition is in the UPDATE's own WHERE, so an account changed by
     someone else meanwhile is re-checked on its new version (and left alone if it no longer
     qualifies, or if its status moved); the state before comes from the same snapshot. No separate
-    FOR UPDATE pass: locking each row first cost as much WAL as a second update.
-
-    A suspension finds its accounts again by the run's id on the row (only this transaction writes it
-    in the chunk's range, on both databases); a reactivation gets the changed ids back.
+    FOR UPDATE pass: locking each row first cost as much WAL as a second update. Returns (changed,
+    skip reasons).
     """
+    after, action, email_kind = ACTIONS[run.action][1:]
     # JIT-compiling each chunk's statements costs more than running them (~0.2 s a statement); and
     # with little work_mem the planner probes the open-invoice index for the chunk's few candidates
     # instead of hashing every overdue invoice of the database again for each chunk.
     db.session.execute(text("SET LOCAL jit = off"))
     db.session.execute(text("SET LOCAL work_mem = '1MB'"))
     acc = Account.__table__
+    values = _account_values(run, after, now)
     if after == "suspended":
-        values = dict(values, status_reason=reason_expression(run))
+        values["status_reason"] = reason_expression(run)
     old = select(acc.c.id, acc.c.status).where(acc.c.id >= lo, acc.c.id < hi).subquery("old")
     upd = (update(acc).where(acc.c.id == old.c.id, acc.c.status == old.c.status, target_clause(run, in_chunk))
-           .values(**values).returning(acc.c.id, old.c.status.label("before"), acc.c.status_reason).cte("upd"))
+           .values(**values)
+           .returning(acc.c.id, old.c.status.label("before"), acc.c.status_reason, acc.c.number, acc.c.name)
+           .cte("upd"))
     reason = upd.c.status_reason if after == "suspended" else literal(run.reason_category)
     t_now, *rest = _audit_values(run, action, now, reason)
-    rows = select(t_now, upd.c.id, *rest, upd.c.before, literal(after))
-    ins = (insert(AuditEvent.__table__).from_select(AUDIT_COLUMNS, rows).returning(AuditEvent.account_id)
-           .cte("ins"))
-    if after == "suspended":
-        changed = db.session.scalar(select(func.count()).select_from(ins))
-        changed_accounts = Account.suspended_by_run_id == run.id
-    else:
-        ids = list(db.session.scalars(select(ins.c.account_id)))
-        changed, changed_accounts = len(ids), Account.id == any_(bindparam("changed_ids", ids, type_=ARRAY(Integer)))
-    return changed, changed_accounts, _skip_reasons(run, in_chunk, after)
+    writes = [insert(AuditEvent.__table__).from_select(AUDIT_COLUMNS, select(t_now, upd.c.id, *rest, upd.c.before,
+                                                                             literal(after))),
+              insert(OutboxEmail.__table__).from_select(OUTBOX_COLUMNS, email_rows(run, email_kind, now, upd, lo, hi))]
+    if run.action == "reactivate":
+        writes.append(_release_held_emails(select(upd.c.id)))
+    # Every data-modifying CTE runs once, to completion; the statement reads how many rows each wrote.
+    ctes = [write.returning(literal(1).label("one")).cte(f"w{i}") for i, write in enumerate(writes)]
+    counts = db.session.execute(select(*(select(func.count()).select_from(c).scalar_subquery() for c in ctes))).one()
+    return counts[0], _skip_reasons(run, in_chunk, after)
 
 
 def _skip_reasons(run, in_chunk, after):
@@ -252,61 +257,3 @@ def _skip_reasons(run, in_chunk, after):
         conditions.insert(0, func.coalesce(Account.suspended_by_run_id, 0) != run.id)
     rows = db.session.execute(select(reason, func.count()).where(*conditions).group_by(reason)).all()
     return {str(r): int(c) for r, c in rows}
-
-
-def _queue_emails(run, changed_accounts, lo, hi, email_kind, now):
-    """Queue one email per account manager of every account this chunk changed (set-based).
-
-    `changed_accounts` is a condition on the joined account row that holds for exactly those accounts.
-    """
-    subject = _concat(_email_subject(email_kind))
-    if run.reason_category == BY_RULE and email_kind == "account_suspended":
-        # The wording follows each account's reason (written on it a moment ago by this chunk).
-        body = case(*((Account.status_reason == reason, _concat(_email_body(run, email_kind, reason)))
-                      for reason in ("non_payment",)),
-                    else_=_concat(_email_body(run, email_kind, "inactivity")))
-    else:
-        body = _concat(_email_body(run, email_kind, run.reason_category))
-    rows = (select(literal(now, DateTime()), Account.id, User.id, literal(email_kind), User.email,
-                   subject, body, literal("pending"), literal(0))
-            .select_from(User).join(Account, Account.id == User.account_id)
-            .where(User.account_id >= lo, User.account_id < hi, changed_accounts,
-                   Account.id >= lo, Account.id < hi, User.role == "account_manager",
-                   User.disabled.is_(False), User.email_notifications.is_(True)))
-    db.session.execute(insert(OutboxEmail.__table__).from_select(
-        ["created_at", "account_id", "user_id", "kind", "to_addr", "subject", "body", "status", "attempts"], rows))
-
-
-class _UserPlaceholder:
-    name = "\x01USER\x01"
-
-
-class _AccountPlaceholder:
-    number = "\x01NUMBER\x01"
-    name = "\x01NAME\x01"
-
-
-_PLACEHOLDER = re.compile(r"(\x01[A-Z]+\x01)")
-_FIELDS = {"\x01USER\x01": User.name, "\x01NUMBER\x01": Account.number, "\x01NAME\x01": Account.name}
-
-
-def _concat(text):
-    """Turn text with placeholders into a SQL string expression filling in each row's values."""
-    expr = None
-    for part in (p for p in _PLACEHOLDER.split(text) if p):
-        piece = _FIELDS.get(part, literal(part))
-        expr = piece if expr is None else expr + piece
-    return expr if expr is not None else literal("")
-
-
-def _email_subject(email_kind):
-    return ("Your account \x01NUMBER\x01 has been suspended" if email_kind == "account_suspended"
-            else "Your account \x01NUMBER\x01 is active again")
-
-
-def _email_body(run, email_kind, reason):
-    """Render the email once with placeholders, so SQL can fill in each account's values."""
-    template = "account_suspended.txt" if email_kind == "account_suspended" else "account_reactivated.txt"
-    return current_app.jinja_env.get_template(f"email/{template}").render(
-        user=_UserPlaceholder(), account=_AccountPlaceholder(), billing_contact=current_app.config["BILLING_CONTACT"],
-        reason=reason, note=run.reason_note, reasons=REASONS, banners=SUSPENSION_BANNERS)
