@@ -66,6 +66,15 @@ def test_a_super_admin_gets_the_action_that_fits_the_state(app, world, make, aut
     assert "status-action-" not in client.get(f"/accounts/{make.account(status='cancelled')}").get_data(as_text=True)
 
 
+def test_the_people_list_says_why_the_gate_refuses_a_sign_in(world, make, auth, client):
+    make.user("user", world.account, name="Dora Disabled", disabled=True)
+    auth.login(world.support.email)
+    page = client.get(f"/accounts/{world.account}").get_data(as_text=True)
+    row = page[page.index("Dora Disabled"):].split("</tr>")[0]
+    assert "Refused: sign-in disabled" in row and "Refused while" not in page  # the account itself is active
+    assert page[page.index("Uma User"):].split("</tr>")[0].count("Allowed") == 1
+
+
 @pytest.mark.parametrize("part, marker", [("status-card", "account-status-"), ("people", "account-people-"),
                                           ("timeline", "account-timeline-")])
 def test_each_part_refetches_itself_when_the_account_status_changes(world, auth, client, part, marker):
