@@ -235,7 +235,8 @@ def ours(url, workers, chunk_size=None, connections=0):
     env.pop("PORTAL_INSTANCE_PATH", None)
     if chunk_size:
         env["PORTAL_SWEEP_CHUNK_SIZE"] = str(chunk_size)
-    env["PORTAL_SWEEP_CONNECTIONS"] = str(connections)
+    if connections:
+        env["PORTAL_SWEEP_CONNECTIONS"] = str(connections)
     procs = []
     app = _app(url, redis.url)
     if chunk_size:
@@ -339,6 +340,7 @@ def naive(url, limit):
 
 
 def _median(values):
+    """The middle value (the mean of the two middle ones for an even count)."""
     values = sorted(values)
     middle = len(values) // 2
     return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2

@@ -50,7 +50,7 @@ class Config:
     SWEEP_CHUNK_SIZE = int(os.environ.get("PORTAL_SWEEP_CHUNK_SIZE", "50000"))
     SWEEP_SQLITE_WAL_AUTOCHECKPOINT = int(os.environ.get("PORTAL_SWEEP_SQLITE_WAL_AUTOCHECKPOINT", "250000"))  # pages
     SWEEP_SQLITE_CACHE_KIB = int(os.environ.get("PORTAL_SWEEP_SQLITE_CACHE_KIB", "32768"))  # page cache of a run
-    SWEEP_CONNECTIONS = int(os.environ.get("PORTAL_SWEEP_CONNECTIONS", "0"))  # 0: 2 on PostgreSQL, 1 on SQLite
+    SWEEP_CONNECTIONS = int(os.environ.get("PORTAL_SWEEP_CONNECTIONS", "2"))  # PostgreSQL; SQLite always 1
     SWEEP_CHUNK_STALE_SECONDS = float(os.environ.get("PORTAL_SWEEP_CHUNK_STALE_SECONDS", "120"))
     SWEEP_CHUNK_PAUSE_SECONDS = float(os.environ.get("PORTAL_SWEEP_CHUNK_PAUSE_SECONDS", "0"))  # throttle
     SWEEP_PARALLEL_JOBS = int(os.environ.get("PORTAL_SWEEP_PARALLEL_JOBS", "2"))

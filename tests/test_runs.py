@@ -150,13 +150,27 @@ def test_a_sweep_worker_picks_up_a_run_left_with_no_job(app, population, run_wor
         assert runs.progress(run_id)["status"] == "done"
 
 
-def test_one_worker_works_on_chunks_over_two_connections(ctx, population):
+def test_one_worker_works_on_chunks_over_two_connections(ctx, population, monkeypatch):
+    import threading
+
+    from portal.domain import run_processing
+
+    real, both_in = run_processing._process_chunk, threading.Barrier(2, timeout=20)
+    seen = set()
+
+    def meet_once(*args):
+        if threading.current_thread().name not in seen:  # each connection's first chunk: both at once
+            seen.add(threading.current_thread().name)
+            both_in.wait()
+        return real(*args)
+
+    monkeypatch.setattr(run_processing, "_process_chunk", meet_once)
     run = _start(population, chunk_size=1)
     result = runs.process_run(run.id, worker_name="test", poll=0.05, connections=2)
     assert result["status"] == "done" and result["chunks_done"] == result["chunks"]
     assert result["changed"] == 4 and result["skip_reasons"] == {"exempt": 1, "already suspended": 1}
     claimed_by = set(db.session.scalars(select(SweepRunChunk.claimed_by).where(SweepRunChunk.run_id == run.id)))
-    assert claimed_by <= {"test", "test/1"}
+    assert claimed_by == {"test", "test/1"}
     counts = db.session.execute(select(AuditEvent.account_id, func.count()).where(
         AuditEvent.actor_run_id == run.id, AuditEvent.action == "suspended").group_by(AuditEvent.account_id)).all()
     assert sorted(counts) == sorted((population[f"old{i}"], 1) for i in range(4))
@@ -169,11 +183,15 @@ def test_a_failing_connection_fails_the_run_and_stops_the_other(ctx, population,
 
     from portal.domain import run_processing
 
-    real = run_processing._process_chunk
+    real, failed = run_processing._process_chunk, threading.Event()
+    after_failure = []
 
     def fail_in_the_second_connection(*args):
         if threading.current_thread() is not threading.main_thread():
+            failed.set()
             raise RuntimeError("disk full")
+        if failed.is_set():
+            after_failure.append(args[1])
         time.sleep(0.05)  # leave the second connection time to claim a chunk
         return real(*args)
 
@@ -185,11 +203,38 @@ def test_a_failing_connection_fails_the_run_and_stops_the_other(ctx, population,
     state = runs.progress(run.id)
     assert state["status"] == "failed" and "disk full" in state["error"]
     assert state["chunks_done"] < state["chunks"]
+    assert len(after_failure) <= 1  # the first connection stopped after the chunk in hand
     assert db.session.scalar(select(func.count()).select_from(SweepRunChunk).where(
-        SweepRunChunk.run_id == run.id, SweepRunChunk.claimed_by == "test/1", SweepRunChunk.done_at.is_(None),
-        SweepRunChunk.claimed_at.is_not(None))) == 0  # the failed connection gave its chunk back
+        SweepRunChunk.run_id == run.id, SweepRunChunk.done_at.is_(None), SweepRunChunk.claimed_at.is_not(None))) == 0
     monkeypatch.setattr(run_processing, "_process_chunk", real)
     assert runs.process_run(run.id, worker_name="test", poll=0)["status"] == "done"  # and it can be resumed
+
+
+def test_extra_connections_keep_to_the_limit_of_chunks_in_hand(ctx, population):
+    from portal.domain import run_processing
+
+    run = _start(population, chunk_size=1)
+    first = run_processing._claim_chunk(run.id, "worker-a", 120)
+    second = run_processing._claim_chunk(run.id, "worker-b", 120)
+    assert first and second and first != second
+    assert run_processing._claim_chunk(run.id, "worker-a/1", 120, limit=2) is None  # two in hand already
+    assert run_processing._claim_chunk(run.id, "worker-a", 120) is not None  # a worker's own connection claims
+    db.session.execute(update(SweepRunChunk).where(SweepRunChunk.run_id == run.id).values(done_at=None,
+                                                                                        claimed_at=None))
+    db.session.commit()
+    assert run_processing._claim_chunk(run.id, "worker-a/1", 120, limit=2) is not None
+
+
+def test_a_bulk_reactivation_counts_only_what_it_left_alone(ctx, population):
+    ids = [population[f"old{i}"] for i in range(3)]
+    admin = _admin(population)
+    for account_id in ids:
+        suspension.suspend(admin, account_id, "other", "checking")
+    selection = {"type": "ids", "ids": ids + [population["recent0"]]}
+    run = runs.start_run(admin, "bulk", "reactivate", selection, "other", "Checked", chunk_size=2, enqueue=False)
+    result = runs.process_run(run.id, worker_name="test", poll=0)
+    assert (result["matched"], result["changed"], result["skipped"]) == (4, 3, 1)
+    assert result["skip_reasons"] == {"already active": 1}
 
 
 def test_undo_emails_the_managers_and_releases_mail_held_while_suspended(ctx, population):
@@ -211,4 +256,5 @@ def test_undo_emails_the_managers_and_releases_mail_held_while_suspended(ctx, po
     assert [(e.to_addr, e.account_id, e.status) for e in back] == [
         (population["manager"].email, population["old0"], "pending")]
     assert back[0].subject == f"Your account {account.number} is active again"
-    assert "Old 0" in back[0].body or account.number in back[0].body
+    assert f"Your account {account.number} (Old 0) is active again" in back[0].body
+    assert "Suspended by mistake" in back[0].body

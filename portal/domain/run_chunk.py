@@ -8,8 +8,8 @@ database rolls it all back and the chunk is claimed again later, so nothing happ
 SQLite has no data-modifying CTEs and its RETURNING cannot see joined tables: there one pass notes
 the chunk's selected accounts in a temporary table, and the audit rows, the update and the emails are
 written from it (the write lock is held from the first statement, so nothing changes in between).
-PostgreSQL does it all in one statement: update the accounts, and from the UPDATE's RETURNING insert
-their audit rows and their emails.
+PostgreSQL does it in one statement (after the claim): update the accounts, from the UPDATE's
+RETURNING insert their audit rows and their emails, and count the accounts left alone.
 """
 from flask import current_app
 from sqlalchemy import (Column, DateTime, Integer, MetaData, String, Table, and_, case, func, insert, literal, null, or_,
@@ -132,6 +132,7 @@ def _account_values(run, after, now):
 
 
 def _audit_values(run, action, now, reason):
+    """The audit row's values after the account id: when, who (the run), what, why."""
     return [literal(now, DateTime()), literal(run.triggered_by_id) if run.triggered_by_id else null(),
             literal(run.id), literal(run_label(run)), literal(action), reason, literal(run.reason_note)]
 
@@ -155,7 +156,6 @@ def _change_sqlite(run, lo, hi, in_chunk, now):
     skip counts and the emails all read that small table; the write lock, held since the claim, keeps
     the accounts as they were read. Returns (changed, skip reasons).
     """
-    after, action, email_kind = ACTIONS[run.action][1:]
     connection = db.session.connection()
     _sqlite_bulk_settings(connection)
     connection.exec_driver_sql("CREATE TEMP TABLE IF NOT EXISTS run_chunk_rows "
@@ -166,29 +166,36 @@ def _change_sqlite(run, lo, hi, in_chunk, now):
     db.session.execute(insert(t).from_select(
         ["id", "state_before", "reason", "skip"],
         select(Account.id, Account.status, _audit_reason(run), skip).where(in_chunk)))
-    t_now, *rest = _audit_values(run, action, now, t.c.reason)
-    rows = select(t_now, t.c.id, *rest, t.c.state_before, literal(after)).where(t.c.skip.is_(None))
-    changed = db.session.execute(insert(AuditEvent.__table__).from_select(AUDIT_COLUMNS, rows)).rowcount
-    to_change = select(t.c.id).where(t.c.skip.is_(None))
-    if changed:
-        values = _account_values(run, after, now)
-        if after == "suspended":
-            values["status_reason"] = select(t.c.reason).where(t.c.id == Account.id).scalar_subquery()
-        db.session.execute(update(Account).where(Account.id.in_(to_change),
-                                                 Account.status.in_(states_changed_by(run)))
-                           .values(**values).execution_options(synchronize_session=False))
-        # The emails: a suspension finds its accounts by the run's id on the row it joins anyway (only
-        # this transaction writes it in the chunk's range); a reactivation by the temporary table.
-        changed_accounts = (Account.suspended_by_run_id == run.id) if after == "suspended" \
-            else Account.id.in_(to_change)
-        emails = email_rows(run, email_kind, now, Account.__table__, lo, hi).where(
-            Account.id >= lo, Account.id < hi, changed_accounts)
-        db.session.execute(insert(OutboxEmail.__table__).from_select(OUTBOX_COLUMNS, emails))
-        if run.action == "reactivate":
-            db.session.execute(_release_held_emails(to_change))
+    changed = _write_from_chunk_rows(run, lo, hi, now)
     skip_reasons = db.session.execute(select(t.c.skip, func.count()).where(t.c.skip.is_not(None))
                                       .group_by(t.c.skip)).all()
     return changed, {str(r): int(c) for r, c in skip_reasons}
+
+
+def _write_from_chunk_rows(run, lo, hi, now):
+    """SQLite: the audit rows, the accounts' new state and the emails of the rows left to change."""
+    after, action, email_kind = ACTIONS[run.action][1:]
+    t = _chunk_rows
+    t_now, *rest = _audit_values(run, action, now, t.c.reason)
+    rows = select(t_now, t.c.id, *rest, t.c.state_before, literal(after)).where(t.c.skip.is_(None))
+    changed = db.session.execute(insert(AuditEvent.__table__).from_select(AUDIT_COLUMNS, rows)).rowcount
+    if not changed:
+        return 0
+    to_change = select(t.c.id).where(t.c.skip.is_(None))
+    values = _account_values(run, after, now)
+    if after == "suspended":
+        values["status_reason"] = select(t.c.reason).where(t.c.id == Account.id).scalar_subquery()
+    db.session.execute(update(Account).where(Account.id.in_(to_change), Account.status.in_(states_changed_by(run)))
+                       .values(**values).execution_options(synchronize_session=False))
+    # The emails: a suspension finds its accounts by the run's id on the row it joins anyway (only this
+    # transaction writes it in the chunk's range); a reactivation by the temporary table.
+    changed_accounts = (Account.suspended_by_run_id == run.id) if after == "suspended" else Account.id.in_(to_change)
+    emails = email_rows(run, email_kind, now, Account.__table__, lo, hi).where(
+        Account.id >= lo, Account.id < hi, changed_accounts)
+    db.session.execute(insert(OutboxEmail.__table__).from_select(OUTBOX_COLUMNS, emails))
+    if run.action == "reactivate":
+        db.session.execute(_release_held_emails(to_change))
+    return changed
 
 
 def _release_held_emails(account_ids):
@@ -243,17 +250,19 @@ def _change_postgresql(run, lo, hi, in_chunk, now):
               insert(OutboxEmail.__table__).from_select(OUTBOX_COLUMNS, email_rows(run, email_kind, now, upd, lo, hi))]
     if run.action == "reactivate":
         writes.append(_release_held_emails(select(upd.c.id)))
-    # Every data-modifying CTE runs once, to completion; the statement reads how many rows each wrote.
+    # Every data-modifying CTE runs once, to completion; the statement reads how many rows each wrote,
+    # and counts what the selection matched but the run leaves alone in the same snapshot, i.e. as the
+    # accounts were before this statement changed them.
     ctes = [write.returning(literal(1).label("one")).cte(f"w{i}") for i, write in enumerate(writes)]
-    counts = db.session.execute(select(*(select(func.count()).select_from(c).scalar_subquery() for c in ctes))).one()
-    return counts[0], _skip_reasons(run, in_chunk, after)
+    counts = [select(func.count()).select_from(c).scalar_subquery() for c in ctes]
+    changed, skip_reasons = db.session.execute(select(counts[0], _skip_reasons(run, in_chunk), *counts[1:])).one()[:2]
+    return changed, {str(r): int(c) for r, c in (skip_reasons or {}).items()}
 
 
-def _skip_reasons(run, in_chunk, after):
-    """Count the selected accounts of the chunk this run left alone, by reason (after the change)."""
+def _skip_reasons(run, in_chunk):
+    """PostgreSQL: the selected accounts of the chunk the run leaves alone, by reason, as one JSON object."""
     reason, left_alone = skip_reason_clause(run)
-    conditions = [left_alone, in_chunk]  # the cheap state checks first: the rules only for the few left alone
-    if after == "suspended":  # the accounts just suspended by this run are not "already suspended"
-        conditions.insert(0, func.coalesce(Account.suspended_by_run_id, 0) != run.id)
-    rows = db.session.execute(select(reason, func.count()).where(*conditions).group_by(reason)).all()
-    return {str(r): int(c) for r, c in rows}
+    # the cheap state checks first: the rules only for the few left alone
+    counts = select(reason.label("reason"), func.count().label("n")).where(left_alone, in_chunk).group_by(reason) \
+        .subquery("skips")
+    return select(func.json_object_agg(counts.c.reason, counts.c.n)).scalar_subquery()

@@ -63,6 +63,7 @@ def _concat(text, fields):
 
 
 def _subject(email_kind):
+    """The subject line, with the account number's placeholder."""
     return ("Your account \x01NUMBER\x01 has been suspended" if email_kind == "account_suspended"
             else "Your account \x01NUMBER\x01 is active again")
 

@@ -1,7 +1,8 @@
-"""Working through a run: the RQ job claims chunks one at a time until none is left, then finishes the run.
+"""Working through a run: the RQ job claims chunks until none is left, then finishes the run.
 
-Chunks claimed by another live worker are left to it; a chunk whose claim is older than
-SWEEP_CHUNK_STALE_SECONDS (its worker was killed) is claimed again. Each chunk is one transaction
+On PostgreSQL a worker works on SWEEP_CONNECTIONS chunks at a time, each over its own connection
+(on SQLite, which has one writer, on one). Chunks claimed by another live worker are left to it; a
+chunk whose claim is older than SWEEP_CHUNK_STALE_SECONDS (its worker was killed) is claimed again. Each chunk is one transaction
 (portal.domain.run_chunk). A run that fails records why and gives its chunks back; resuming it, or
 RQ's retry, carries on where it stopped.
 """
@@ -45,45 +46,51 @@ def process_run(run_id, worker_name=None, stale_after=None, poll=0.5, connection
     _mark_running(run)
     connections = connections or sweep_connections()
     stopped = threading.Event()  # set when a connection is out of chunks, or failed: the others stop too
-    helpers = [_Helper(current_app._get_current_object(), run_id, f"{worker_name}/{i}", stale_after, poll, stopped)
+    app = current_app._get_current_object()
+    helpers = [_Helper(app, run_id, f"{worker_name}/{i}", stale_after, poll, stopped, connections)
                for i in range(1, connections)]
-    checkpointer = _Checkpointer(current_app._get_current_object()) if db.engine.dialect.name == "sqlite" else None
+    checkpointer = _Checkpointer(app) if db.engine.dialect.name == "sqlite" else None
     for thread in helpers + ([checkpointer] if checkpointer else []):
         thread.start()
     try:
-        _work_on(run, worker_name, stale_after, poll, stopped)
-    finally:
+        try:
+            _work_on(run, worker_name, stale_after, poll, stopped)
+        finally:
+            stopped.set()
+            for helper in helpers:  # each finishes the chunk in hand
+                helper.join()
+            if checkpointer:
+                checkpointer.stop()
         for helper in helpers:
-            helper.join()
-        if checkpointer:
-            checkpointer.stop()
-    for helper in helpers:
-        if helper.error is not None:
-            raise helper.error
+            if helper.error is not None:
+                raise helper.error
+    except Exception as exc:
+        _mark_failed(run.id, exc)  # also when the job's time ran out while waiting for the other connections
+        raise
     _finish(run.id)
     _sqlite_checkpoint()
     return progress(run_id)
 
 
 def sweep_connections():
-    """How many chunks one worker works on at a time: SWEEP_CONNECTIONS, or 2 on PostgreSQL and 1 on SQLite."""
-    configured = current_app.config.get("SWEEP_CONNECTIONS")
-    if configured:
-        return max(1, int(configured))
-    return 2 if db.engine.dialect.name == "postgresql" else 1
+    """How many chunks one worker works on at a time: SWEEP_CONNECTIONS (default 2) on PostgreSQL, 1 on SQLite."""
+    if db.engine.dialect.name != "postgresql":
+        return 1  # one writer at a time: a second connection would only wait for the first
+    return max(1, int(current_app.config.get("SWEEP_CONNECTIONS") or 2))
 
 
-def _work_on(run, worker_name, stale_after, poll, stopped):
+def _work_on(run, worker_name, stale_after, poll, stopped, limit=None):
     """Claim and do chunks until none is left; a failure marks the run failed and gives its chunks back.
 
     `stopped` is shared by the connections of one worker: whichever stops first (all chunks done, or
-    an error) wakes the others, which finish the chunk in hand and stop.
+    an error) wakes the others, which finish the chunk in hand and stop. With a `limit` a connection
+    only claims a chunk while fewer than `limit` of the run's chunks are in hand (see _Helper).
     """
     pause = float(current_app.config.get("SWEEP_CHUNK_PAUSE_SECONDS") or 0)
     selected = selection_clause(run.params["selection"], run.as_of)
     try:
         while not stopped.is_set():
-            chunk = _claim_chunk(run.id, worker_name, stale_after)
+            chunk = _claim_chunk(run.id, worker_name, stale_after, limit)
             if chunk is None:
                 if _all_done(run.id):
                     return
@@ -102,17 +109,24 @@ def _work_on(run, worker_name, stale_after, poll, stopped):
 
 
 class _Helper(threading.Thread):
-    """One more connection of the same worker working on the run's chunks (PostgreSQL)."""
+    """One more connection of the same worker working on the run's chunks.
 
-    def __init__(self, app, run_id, worker_name, stale_after, poll, stopped):
+    It claims a chunk only while fewer than `limit` (the worker's connections) of the run's chunks are in
+    hand, counting every worker's: two workers of two connections each keep two chunks going, not four
+    (more chunks at a time than the database has cores is slower). Each worker's own connection always
+    claims, so a killed worker's chunk, in hand until it goes stale, never stops the run.
+    """
+
+    def __init__(self, app, run_id, worker_name, stale_after, poll, stopped, limit):
         super().__init__(name=f"run-{run_id}-{worker_name}", daemon=True)
         self.app, self.run_id, self.worker_name, self.stopped = app, run_id, worker_name, stopped
-        self.stale_after, self.poll, self.error = stale_after, poll, None
+        self.stale_after, self.poll, self.limit, self.error = stale_after, poll, limit, None
 
     def run(self):
         with self.app.app_context():
             try:
-                _work_on(get_run(self.run_id), self.worker_name, self.stale_after, self.poll, self.stopped)
+                _work_on(get_run(self.run_id), self.worker_name, self.stale_after, self.poll, self.stopped,
+                         self.limit)
             except Exception as exc:  # noqa: BLE001 - handed to the worker's own thread, which raises it
                 log.exception("run %s: %s failed", self.run_id, self.worker_name)
                 self.error = exc
@@ -134,30 +148,38 @@ class _Checkpointer(threading.Thread):
 
     def run(self):
         with self.app.app_context():
+            connection = db.engine.raw_connection()
             try:
-                connection = db.engine.raw_connection()
-                try:
-                    while not self.stopped.wait(self.interval):
+                while not self.stopped.wait(self.interval):
+                    try:
                         cursor = connection.cursor()
                         cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                         cursor.close()
-                finally:
-                    connection.close()
-            except Exception as exc:  # noqa: BLE001 - housekeeping; the end of the run checkpoints anyway
-                log.warning("background checkpoint stopped: %s", exc)
+                    except Exception as exc:  # noqa: BLE001 - housekeeping: try again next time
+                        log.warning("background checkpoint failed: %s", exc)
+            finally:
+                connection.close()
 
     def stop(self):
+        """Stop after the checkpoint in progress, if any."""
         self.stopped.set()
         self.join()
 
 
 def _sqlite_checkpoint():
-    """SQLite: after a run, copy the write-ahead log into the database and truncate it (it may be large)."""
+    """SQLite: after a run, copy what is left of the write-ahead log into the database.
+
+    PASSIVE: it never waits for readers or holds up writers (it copies what no reader still needs). The
+    log file, which a run makes large, is cut back to journal_size_limit (db_setup) when a writer next
+    starts it over.
+    """
     if db.engine.dialect.name != "sqlite":
         return
     try:
-        db.session.connection().exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        busy, logged, copied = db.session.connection().exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
         db.session.commit()
+        if busy or logged != copied:
+            log.info("checkpoint after the run copied %s of %s log pages; the rest follows", copied, logged)
     except Exception as exc:  # noqa: BLE001 - housekeeping; the next commits checkpoint anyway
         db.session.rollback()
         log.warning("could not checkpoint the write-ahead log: %s", exc)
@@ -197,14 +219,22 @@ def _mark_failed(run_id, exc):
     db.session.commit()
 
 
-def _claim_chunk(run_id, worker_name, stale_after):
-    """Atomically claim the next chunk nobody is working on; return (id, lo, hi) or None."""
+def _claim_chunk(run_id, worker_name, stale_after, limit=None):
+    """Atomically claim the next chunk nobody is working on; return (id, lo, hi) or None.
+
+    With a `limit`, only while fewer than `limit` of the run's chunks are in hand (claimed, not done).
+    """
     now = utcnow()
     stale_at = now - timedelta(seconds=stale_after)
     candidate = (select(SweepRunChunk.id)
                  .where(SweepRunChunk.run_id == run_id, SweepRunChunk.done_at.is_(None),
                         or_(SweepRunChunk.claimed_at.is_(None), SweepRunChunk.claimed_at < stale_at))
                  .order_by(SweepRunChunk.id).limit(1))
+    if limit:
+        in_hand = (select(func.count()).select_from(SweepRunChunk)
+                   .where(SweepRunChunk.run_id == run_id, SweepRunChunk.done_at.is_(None),
+                          SweepRunChunk.claimed_at >= stale_at).scalar_subquery())
+        candidate = candidate.where(in_hand < limit)
     if db.engine.dialect.name == "postgresql":
         candidate = candidate.with_for_update(skip_locked=True)
     stmt = (update(SweepRunChunk).where(SweepRunChunk.id == candidate.scalar_subquery())
