@@ -334,6 +334,10 @@ def test_after_reactivation_everyone_signs_in_again_and_the_banner_is_gone(app, 
 def test_a_limited_or_active_account_shows_no_banner(app, world, make, auth, client):
     auth.login(world.manager.email)
     assert "suspension-banner" not in client.get("/my-account").get_data(as_text=True)
+    _set(app, Account, world.account, status="limited")
+    assert "suspension-banner" not in client.get("/my-account").get_data(as_text=True)
+    _set(app, Account, world.account, status="suspended", status_reason="non_payment")
+    assert "suspension-banner" in client.get("/my-account").get_data(as_text=True)  # the check can fail
 
 
 def _set(app, model, row_id, **values):
