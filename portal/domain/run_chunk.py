@@ -212,9 +212,10 @@ def _sqlite_bulk_settings(connection):
     checkpoints only every SWEEP_SQLITE_WAL_AUTOCHECKPOINT pages, since run_processing's checkpointer
     copies the log into the database alongside, without stopping the writing.
     """
-    config = current_app.config
-    connection.exec_driver_sql(f"PRAGMA cache_size = -{int(config.get('SWEEP_SQLITE_CACHE_KIB') or 2000)}")
-    connection.exec_driver_sql(f"PRAGMA wal_autocheckpoint = {int(config.get('SWEEP_SQLITE_WAL_AUTOCHECKPOINT') or 1000)}")
+    cache_kib = int(current_app.config.get("SWEEP_SQLITE_CACHE_KIB") or 2000)
+    checkpoint_pages = int(current_app.config.get("SWEEP_SQLITE_WAL_AUTOCHECKPOINT") or 1000)
+    connection.exec_driver_sql(f"PRAGMA cache_size = -{cache_kib}")
+    connection.exec_driver_sql(f"PRAGMA wal_autocheckpoint = {checkpoint_pages}")
 
 
 # ---------------------------------------------------------------- PostgreSQL
