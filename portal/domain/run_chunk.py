@@ -12,8 +12,8 @@ PostgreSQL does it in one statement (after the claim): update the accounts, from
 RETURNING insert their audit rows and their emails, and count the accounts left alone.
 """
 from flask import current_app
-from sqlalchemy import (Column, DateTime, Integer, MetaData, String, Table, and_, case, func, insert, literal, null, or_,
-                        select, text, update)
+from sqlalchemy import (Column, DateTime, Integer, MetaData, String, Table, and_, case, func, insert, literal, null,
+                        or_, select, text, update)
 
 from portal.domain.rules import rule_clause
 from portal.domain.run_emails import BY_RULE, OUTBOX_COLUMNS, email_rows
