@@ -3,8 +3,8 @@
 On PostgreSQL a worker works on SWEEP_CONNECTIONS chunks at a time, each over its own connection
 (on SQLite, which has one writer, on one). Chunks claimed by another live worker are left to it; a
 chunk whose claim is older than SWEEP_CHUNK_STALE_SECONDS (its worker was killed) is claimed again.
-Each chunk is one transaction (portal.domain.run_chunk). A run that fails records why and gives its chunks back; resuming it, or
-RQ's retry, carries on where it stopped.
+Each chunk is one transaction (portal.domain.run_chunk). A run that fails records why and gives its
+chunks back; resuming it, or RQ's retry, carries on where it stopped.
 """
 import logging
 import os
