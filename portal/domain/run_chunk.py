@@ -14,6 +14,7 @@ RETURNING insert their audit rows and their emails, and count the accounts left 
 from flask import current_app
 from sqlalchemy import (Column, DateTime, Integer, MetaData, String, Table, and_, case, func, insert, literal, null,
                         or_, select, text, update)
+from sqlalchemy.schema import CreateTable
 
 from portal.domain.rules import rule_clause
 from portal.domain.run_emails import BY_RULE, OUTBOX_COLUMNS, email_rows
@@ -145,7 +146,9 @@ def _audit_reason(run):
 # ---------------------------------------------------------------- SQLite
 
 _chunk_rows = Table("run_chunk_rows", MetaData(), Column("id", Integer, primary_key=True),
-                    Column("state_before", String), Column("reason", String), Column("skip", String))
+                    Column("state_before", String), Column("reason", String), Column("skip", String),
+                    prefixes=["TEMPORARY"])
+_CREATE_CHUNK_ROWS = CreateTable(_chunk_rows, if_not_exists=True)
 
 
 def _change_sqlite(run, lo, hi, in_chunk, now):
@@ -158,10 +161,9 @@ def _change_sqlite(run, lo, hi, in_chunk, now):
     """
     connection = db.session.connection()
     _sqlite_bulk_settings(connection)
-    connection.exec_driver_sql("CREATE TEMP TABLE IF NOT EXISTS run_chunk_rows "
-                               "(id INTEGER PRIMARY KEY, state_before TEXT, reason TEXT, skip TEXT)")
-    connection.exec_driver_sql("DELETE FROM temp.run_chunk_rows")
     t = _chunk_rows
+    connection.execute(_CREATE_CHUNK_ROWS)  # once per connection; emptied for each chunk
+    connection.execute(t.delete())
     skip, _left_alone = skip_reason_clause(run)
     db.session.execute(insert(t).from_select(
         ["id", "state_before", "reason", "skip"],

@@ -80,7 +80,7 @@ def sweep_connections():
 
 
 def _work_on(run, worker_name, stale_after, poll, stopped, limit=None):
-    """Claim and do chunks until none is left; a failure marks the run failed and gives its chunks back.
+    """Claim and do chunks until none is left; on a failure give this connection's chunks back and raise.
 
     `stopped` is shared by the connections of one worker: whichever stops first (all chunks done, or
     an error) wakes the others, which finish the chunk in hand and stop. With a `limit` a connection
@@ -99,10 +99,9 @@ def _work_on(run, worker_name, stale_after, poll, stopped, limit=None):
             if pause:
                 time.sleep(pause)  # throttling: leave the database room for other work
             _process_chunk_with_retry(run, chunk, selected)
-    except Exception as exc:
+    except Exception:
         db.session.rollback()
-        _release_claims(run.id, worker_name)
-        _mark_failed(run.id, exc)
+        _release_claims(run.id, worker_name)  # process_run marks the run failed
         raise
     finally:
         stopped.set()
