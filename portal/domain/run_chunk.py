@@ -26,7 +26,8 @@ ACTIONS = {
     "suspend": (("active", "limited"), "suspended", "suspended", "account_suspended"),
     "reactivate": (("suspended", "limited"), "active", "reactivated", "account_reactivated"),
 }
-RUN_NAMES = {"cleanup": "Clean-up run", "recurring": "Scheduled sweep", "bulk": "Bulk action", "undo": "Undo run"}
+RUN_NAMES = {"cleanup": "Clean-up run", "recurring": "Scheduled sweep", "bulk": "Bulk action", "undo": "Undo run",
+             "dunning": "Daily dunning run"}
 REACTIVATED_DURING_RUN = "reactivated or changed during the run"
 AUDIT_COLUMNS = ["created_at", "account_id", "actor_user_id", "actor_run_id", "actor_label", "action",
                  "reason_category", "reason_note", "state_before", "state_after"]

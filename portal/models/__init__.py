@@ -4,4 +4,5 @@ from portal.models.audit import AuditEvent, OutboxEmail  # noqa: F401
 from portal.models.billing import Invoice, Payment, Reservation  # noqa: F401
 from portal.models.cancellations import CancellationRequest  # noqa: F401
 from portal.models.features import Campaign, IngestionRecord, Listing, Profile, SocialPost, Survey  # noqa: F401
-from portal.models.sweeps import ScheduleOverride, SuspensionRule, SweepRun, SweepRunChunk, SweepSchedule  # noqa: F401
+from portal.models.dunning import DunningSchedule, ScheduleOverride  # noqa: F401
+from portal.models.sweeps import SuspensionRule, SweepRun, SweepRunChunk, SweepSchedule  # noqa: F401

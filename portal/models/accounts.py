@@ -1,8 +1,8 @@
 """Accounts, the people who work in them, and customer classes."""
-from datetime import datetime
+from datetime import date, datetime
 
 from flask_login import UserMixin
-from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, false, func,
+from sqlalchemy import (JSON, BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text, false, func,
                         text, true)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -30,6 +30,10 @@ class CustomerClass(db.Model):
     description: Mapped[str | None] = mapped_column(String(500))
     limit_after_days: Mapped[int | None] = mapped_column(Integer)
     suspend_after_days: Mapped[int | None] = mapped_column(Integer)
+    least_amount_cents: Mapped[int] = mapped_column(BigInteger, default=1, server_default="1")
+    warning_days: Mapped[int | None] = mapped_column(Integer)  # warn K days before each step
+    created_at: Mapped[datetime | None] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime, default=utcnow)
 
 
 class Account(db.Model):
@@ -50,6 +54,13 @@ class Account(db.Model):
     exempt: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     exempt_reason: Mapped[str | None] = mapped_column(String(500))
     balance_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    credit_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # The dunning schedule: the start of the current episode of overdue invoices once something pinned it
+    # (a payment or invoice during the episode), the next day the daily run must look at the account, and
+    # the step last warned about ("limitation:2026-09-15").
+    dunning_since: Mapped[date | None] = mapped_column(Date)
+    dunning_next_on: Mapped[date | None] = mapped_column(Date)
+    dunning_warned: Mapped[str | None] = mapped_column(String(30))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_activity_at: Mapped[datetime | None] = mapped_column(DateTime)
     contact_name: Mapped[str | None] = mapped_column(String(200))
@@ -72,6 +83,9 @@ class Account(db.Model):
         Index("ix_accounts_balance_cents", "balance_cents", "id"),  # keyset pages sorted by balance
         # partial: written as SQLAlchemy renders `Account.exempt` in a WHERE on each database, so the planner uses it
         Index("ix_accounts_exempt", "id", sqlite_where=text("exempt = 1"), postgresql_where=text("exempt")),
+        # the daily dunning run reads only the accounts due a look, so its cost follows what it changes
+        Index("ix_accounts_dunning_next_on", "dunning_next_on", "id", sqlite_where=text("dunning_next_on IS NOT NULL"),
+              postgresql_where=text("dunning_next_on IS NOT NULL")),
     )
 
     def __repr__(self):

@@ -18,6 +18,7 @@ class Invoice(db.Model):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     seq: Mapped[int] = mapped_column(Integer)
     amount_cents: Mapped[int] = mapped_column(BigInteger)
+    paid_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")  # settled so far
     issued_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     due_date: Mapped[date] = mapped_column(Date)
     paid_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -35,6 +36,11 @@ class Invoice(db.Model):
     def is_open(self):
         return self.paid_at is None and self.written_off_at is None
 
+    @property
+    def owed_cents(self):
+        """What the invoice still owes (0 once paid or written off)."""
+        return self.amount_cents - self.paid_cents if self.is_open else 0
+
 
 class Payment(db.Model):
     """Money received against an account (optionally against one invoice)."""
@@ -46,6 +52,9 @@ class Payment(db.Model):
     amount_cents: Mapped[int] = mapped_column(BigInteger)
     paid_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     method: Mapped[str] = mapped_column(String(30), default="card")
+    reference: Mapped[str | None] = mapped_column(String(100))
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    credit_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")  # kept as credit
 
 
 class Reservation(db.Model):

@@ -1,7 +1,7 @@
-"""Suspension rules, sweep runs, the recurring schedule, and dunning schedule overrides."""
-from datetime import date, datetime
+"""Suspension rules, sweep runs and the recurring schedule."""
+from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text, true
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.extensions import db
@@ -70,21 +70,6 @@ class SweepRun(db.Model):
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
-
-
-class ScheduleOverride(db.Model):
-    """A super admin's shift (postpone an approaching stage) or lift (suspend an applied one until a date)."""
-
-    __tablename__ = "schedule_overrides"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(10))  # shift | lift
-    stage: Mapped[str] = mapped_column(String(10))  # limit | suspend
-    until: Mapped[date] = mapped_column(Date)
-    reason: Mapped[str] = mapped_column(String(500))
-    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class SweepRunChunk(db.Model):
