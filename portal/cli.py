@@ -1,12 +1,11 @@
 """`flask ...` commands: thin click wrappers over the domain."""
-from datetime import datetime
-
 import click
 from flask.cli import with_appcontext
 
 from portal import seed as seed_module
 from portal.cli_accounts import account
 from portal.cli_sweeps import scheduler, sweep
+from portal.domain.parsing import InvalidValue, iso_datetime
 
 demo = click.Group("demo", help="Demo data.")
 
@@ -16,9 +15,10 @@ def parse_as_of(value):
     if value is None:
         return None
     try:
-        return datetime.fromisoformat(value).replace(tzinfo=None)
-    except ValueError:
-        raise click.BadParameter("use an ISO date such as 2026-11-22 or 2026-11-22T08:00") from None
+        return iso_datetime(value)
+    except InvalidValue:
+        raise click.BadParameter("use an ISO date such as 2026-11-22 or 2026-11-22T08:00 (YYYY-MM-DD, optionally "
+                                 "THH:MM, UTC; years 1900 to 2200)") from None
 
 
 @demo.command("seed")

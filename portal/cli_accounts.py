@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 from portal.domain import suspension
 from portal.domain.errors import DomainError, ValidationFailed
 from portal.domain.gate import REASONS, STATE_LABELS
+from portal.domain.parsing import InvalidValue, clean_text, record_id
 from portal.extensions import db
 from portal.models import Account, User
 
@@ -14,18 +15,26 @@ account = click.Group("account", help="Suspend or reactivate one account, with a
 
 def find_account(number_or_id):
     """Return the account whose number (as typed or upper-case) or id is given, or raise a click error."""
-    text = (number_or_id or "").strip()
+    text = _clean(number_or_id, "The account number or id")
     found = db.session.scalar(select(Account).where(Account.number.in_({text, text.upper()})))  # unique index
-    if found is None and text.isdigit():
-        found = db.session.get(Account, int(text))
+    if found is None and record_id(text) is not None:
+        found = db.session.get(Account, record_id(text))
     if found is None:
         raise click.ClickException(f"No account with number or id {text!r}.")
     return found
 
 
+def _clean(text, what):
+    """The argument as text the database can take, or a click error naming the character it cannot."""
+    try:
+        return clean_text(text, what)
+    except InvalidValue as exc:
+        raise click.ClickException(exc.message) from None
+
+
 def find_actor(email):
     """Return the user signing the action, or raise a click error."""
-    actor = db.session.scalar(select(User).where(func.lower(User.email) == (email or "").strip().lower()))
+    actor = db.session.scalar(select(User).where(func.lower(User.email) == _clean(email, "The email").lower()))
     if actor is None:
         raise click.ClickException(f"No user with email {email!r}.")
     return actor

@@ -41,7 +41,8 @@ def _echo_preview(result):
 
 @sweep.command("preview")
 @click.option("--as-of", default=None, help="Evaluate the rules at this time (UTC; default now).")
-@click.option("--sample", "sample_size", default=20, show_default=True, help="How many accounts to list.")
+@click.option("--sample", "sample_size", default=20, show_default=True, type=click.IntRange(0, 1000),
+              help="How many accounts to list.")
 @with_appcontext
 def preview_command(as_of, sample_size):
     """Show what a sweep by the enabled rules would do, without changing anything."""

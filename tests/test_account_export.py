@@ -69,7 +69,11 @@ def test_customers_cannot_export(world, auth, client):
     assert client.get("/accounts/export.csv").status_code == 403
 
 
-def test_export_with_a_bad_filter_value_ignores_it(world, accounts, auth, client):
+def test_export_with_a_bad_filter_value_is_refused_with_the_reason(world, accounts, auth, client):
+    """A download cannot show that a value was ignored, so it would hold other accounts than asked for."""
     auth.login(world.support.email)
-    table = read_csv(client.get("/accounts/export.csv?balance_min=lots&q=blue"))
+    response = client.get("/accounts/export.csv?balance_min=lots&q=blue")
+    assert response.status_code == 422 and response.mimetype == "text/html"
+    assert "Nothing was exported: Enter an amount in dollars" in response.get_data(as_text=True)
+    table = read_csv(client.get("/accounts/export.csv?q=blue&per_page=lots"))  # page size: not a filter
     assert len(table) == 1 + 11  # the ten Blue Shops and the Blue Harbor Bistro

@@ -1,5 +1,6 @@
 """Reading accounts as an actor may see them."""
 from portal.domain.errors import AccountNotFound
+from portal.domain.parsing import record_id
 from portal.extensions import db
 from portal.models import Account
 
@@ -15,10 +16,9 @@ def get_account(actor, account_id):
         AccountNotFound: no such account, or it belongs to another customer (same answer, so ids
             of other customers' accounts cannot be probed).
     """
-    try:
-        account_id = int(account_id)
-    except (TypeError, ValueError):
-        raise AccountNotFound() from None
+    account_id = record_id(account_id)
+    if account_id is None:
+        raise AccountNotFound()
     if not actor.is_staff and actor.account_id != account_id:
         raise AccountNotFound()
     account = db.session.get(Account, account_id)
@@ -41,10 +41,8 @@ def load_for_action(actor, action, account_id):
     """
     from portal.domain.gate import require
 
-    try:
-        account = db.session.get(Account, int(account_id), populate_existing=True)
-    except (TypeError, ValueError):
-        account = None
+    account_id = record_id(account_id)
+    account = db.session.get(Account, account_id, populate_existing=True) if account_id is not None else None
     if account is None:
         raise AccountNotFound()
     require(actor, action, account)

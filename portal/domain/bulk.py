@@ -16,6 +16,7 @@ from sqlalchemy import select
 from portal.domain import account_search, runs, suspension
 from portal.domain.errors import AccountNotFound, Conflict, InvalidTransition, PermissionDenied, ValidationFailed
 from portal.domain.gate import require
+from portal.domain.parsing import record_id
 from portal.extensions import db
 from portal.models import Account, SweepRun
 
@@ -72,7 +73,11 @@ def _check(actor, action):
 
 
 def _ticked_ids(ids):
-    clean = sorted({int(i) for i in ids if str(i).strip().isdigit() and len(str(i).strip()) < 10})
+    parsed = [record_id(i) for i in ids]
+    if None in parsed:
+        raise ValidationFailed({"selection": "The selection holds a value that is not an account id. Nothing was "
+                                             "changed; tick the accounts again."})
+    clean = sorted(set(parsed))
     if not clean:
         raise ValidationFailed({"selection": "Tick at least one account, or choose every account matching "
                                              "the filter."})
@@ -89,7 +94,7 @@ def preview(actor, action, scope, ids=(), filter_args=None):
         actor: the super admin.
         action: suspend | reactivate.
         scope: "selected" (the ticked ids) or "filter" (every account matching filter_args).
-        ids: the ticked account ids (strings or ints; junk is dropped).
+        ids: the ticked account ids (strings or ints, read by parsing.record_id).
         filter_args: the list's query arguments (for scope "filter").
 
     Returns:
@@ -97,7 +102,8 @@ def preview(actor, action, scope, ids=(), filter_args=None):
 
     Raises:
         PermissionDenied: the actor may not change account status.
-        ValidationFailed: unknown action, nothing ticked, too many ticked, or a filter that does not parse.
+        ValidationFailed: unknown action, nothing ticked, too many ticked, a ticked value that is not an id, or a
+            filter that does not parse.
     """
     _check(actor, action)
     threshold = current_app.config["BULK_ASYNC_THRESHOLD"]
@@ -178,7 +184,8 @@ def progress(actor, run_id):
         runs.RunNotFound: no such run, or it is not a bulk run.
     """
     require(actor, "suspend", None)
-    run = db.session.get(SweepRun, run_id)
+    run_id = record_id(run_id)
+    run = db.session.get(SweepRun, run_id) if run_id is not None else None
     if run is None or run.kind != "bulk":
         raise runs.RunNotFound()
     return runs.progress(run_id)

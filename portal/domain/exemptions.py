@@ -4,6 +4,7 @@ from sqlalchemy import update
 from portal.domain import audit
 from portal.domain.accounts import load_for_action
 from portal.domain.errors import Conflict, InvalidTransition, ValidationFailed
+from portal.domain.parsing import text_problem
 from portal.extensions import db
 from portal.models import Account
 from portal.timeutil import utcnow
@@ -18,6 +19,8 @@ def _clean_reason(reason):
     if len(reason) > REASON_MAX:
         raise ValidationFailed({"exempt_reason": f"Keep the reason to {REASON_MAX} characters "
                                                  f"(it has {len(reason)})."})
+    if text_problem(reason, "The reason"):
+        raise ValidationFailed({"exempt_reason": text_problem(reason, "The reason")})
     return reason
 
 

@@ -1,10 +1,9 @@
 """Reservations made by customers; booking asks the gate first."""
-from datetime import datetime
-
 from sqlalchemy import select, update
 
 from portal.domain.errors import Conflict, ValidationFailed
 from portal.domain.gate import require
+from portal.domain.parsing import InvalidValue, iso_datetime, text_problem, whole_number
 from portal.extensions import db
 from portal.models import Account, Reservation
 from portal.timeutil import utcnow
@@ -23,23 +22,21 @@ def _parse(starts_at, party_size, note, now):
     errors = {}
     when = None
     try:
-        when = datetime.fromisoformat((starts_at or "").strip())
-        if when.tzinfo is not None:
-            when = when.replace(tzinfo=None)
+        when = iso_datetime(starts_at, "Enter a date and time, e.g. 2026-12-24 19:30.")
         if when < now:
             errors["starts_at"] = "Choose a time in the future."
-    except ValueError:
-        errors["starts_at"] = "Enter a date and time, e.g. 2026-12-24 19:30."
+    except InvalidValue as exc:
+        errors["starts_at"] = exc.message
     try:
-        size = int(party_size)
-        if not 1 <= size <= PARTY_MAX:
-            raise ValueError
-    except (TypeError, ValueError):
-        errors["party_size"] = f"Enter a number of guests from 1 to {PARTY_MAX}."
+        size = whole_number(party_size, 1, PARTY_MAX, f"Enter a number of guests from 1 to {PARTY_MAX}.")
+    except InvalidValue as exc:
+        errors["party_size"] = exc.message
         size = None
     note = (note or "").strip()
     if len(note) > 500:
         errors["note"] = "Keep the note to 500 characters."
+    elif text_problem(note, "The note"):
+        errors["note"] = text_problem(note, "The note")
     if errors:
         raise ValidationFailed(errors)
     return when, size, note or None

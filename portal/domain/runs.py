@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from portal.domain import audit, rules as rules_domain
 from portal.domain.errors import Conflict, DomainError, InvalidTransition, PermissionDenied, ValidationFailed
 from portal.domain.gate import may
+from portal.domain.parsing import record_id
 from portal.domain.run_chunk import ACTIONS, BY_RULE, run_label  # noqa: F401  (re-exported)
 from portal.domain.suspension import validate_reason
 from portal.extensions import QUEUE_SWEEPS, db, get_queue
@@ -262,7 +263,8 @@ def enqueue_unfinished(stale_only=True, now=None):
 
 def get_run(run_id):
     """Return the run or raise RunNotFound."""
-    run = db.session.get(SweepRun, int(run_id)) if str(run_id).isdigit() else None
+    run_id = record_id(run_id)
+    run = db.session.get(SweepRun, run_id) if run_id is not None else None
     if run is None:
         raise RunNotFound()
     return run

@@ -17,13 +17,14 @@ from sqlalchemy import select
 from portal.domain import audit, notify, runs
 from portal.domain.errors import PermissionDenied, ValidationFailed
 from portal.domain.gate import may
+from portal.domain.parsing import InvalidValue, whole_number
 from portal.extensions import QUEUE_DEFAULT, db, get_queue
 from portal.models import SweepRun, SweepSchedule
 from portal.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 MODES = ("monthly", "cron")
-TIME_RE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+TIME_RE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$", re.ASCII)  # ASCII: "\d" alone also matches "٣"
 DEFAULTS = {"enabled": True, "mode": "monthly", "day_of_month": 1, "time_of_day": "03:00", "cron": None}
 
 
@@ -49,11 +50,11 @@ def parse_schedule(form):
     if mode not in MODES:
         errors["mode"] = "Choose monthly or a cron expression."
     elif mode == "monthly":
-        raw_day = str(form.get("day_of_month") or "").strip()
-        if not raw_day.isdigit() or not 1 <= int(raw_day) <= 31:
-            errors["day_of_month"] = "Enter a day of the month from 1 to 31."
-        else:
-            values["day_of_month"] = int(raw_day)
+        try:
+            values["day_of_month"] = whole_number(form.get("day_of_month"), 1, 31,
+                                                  "Enter a day of the month from 1 to 31.")
+        except InvalidValue as exc:
+            errors["day_of_month"] = exc.message
         raw_time = str(form.get("time_of_day") or "").strip()
         match = TIME_RE.match(raw_time)
         if not match:

@@ -9,6 +9,7 @@ from portal.domain import audit, notify
 from portal.domain.accounts import load_for_action
 from portal.domain.errors import Conflict, InvalidTransition, ValidationFailed
 from portal.domain.gate import REASONS, STATE_LABELS
+from portal.domain.parsing import InvalidValue, text_problem, whole_number
 from portal.extensions import db
 from portal.models import Account
 from portal.timeutil import utcnow
@@ -48,6 +49,8 @@ def validate_reason(category, note):
         errors["reason_note"] = "Write a short note explaining the reason."
     elif len(note) > NOTE_MAX:
         errors["reason_note"] = f"Keep the note to {NOTE_MAX} characters (it has {len(note)})."
+    elif text_problem(note, "The note"):
+        errors["reason_note"] = text_problem(note, "The note")
     if errors:
         raise ValidationFailed(errors)
     return category, note
@@ -57,8 +60,8 @@ def _parse_version(expected_version):
     if expected_version is None:
         return None
     try:
-        return int(expected_version)
-    except (TypeError, ValueError):
+        return whole_number(expected_version, 0)
+    except InvalidValue:
         raise Conflict("This form is out of date or incomplete. Nothing was changed; "
                        "reopen it and try again.") from None
 

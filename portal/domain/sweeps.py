@@ -5,7 +5,6 @@ and the recurring sweep both run the enabled rules through the run engine (porta
 which is set-based, chunked and resumable. Exempt accounts are never swept (see exemptions.py).
 """
 from datetime import timedelta
-from decimal import Decimal, InvalidOperation
 
 from flask import current_app
 from sqlalchemy import select
@@ -13,6 +12,7 @@ from sqlalchemy import select
 from portal.domain import audit, runs
 from portal.domain.errors import DomainError, InvalidTransition, PermissionDenied, ValidationFailed
 from portal.domain.gate import may
+from portal.domain.parsing import InvalidValue, clean_text, money_cents, record_id, whole_number
 from portal.domain.preview import preview as _preview
 from portal.domain.rules import RULE_FIELDS, describe, snapshot
 from portal.domain.run_chunk import BY_RULE, rule_reason
@@ -54,7 +54,8 @@ def list_rules():
 
 def get_rule(rule_id):
     """Return the rule or raise RuleNotFound."""
-    rule = db.session.get(SuspensionRule, int(rule_id)) if str(rule_id).isdigit() else None
+    rule_id = record_id(rule_id)
+    rule = db.session.get(SuspensionRule, rule_id) if rule_id is not None else None
     if rule is None:
         raise RuleNotFound()
     return rule
@@ -76,12 +77,7 @@ def parse_rule(form):
         ValidationFailed: field_errors per field ("conditions" when none is set).
     """
     errors, values = {}, {}
-    name = (form.get("name") or "").strip()
-    if not name:
-        errors["name"] = "Give the rule a name."
-    elif len(name) > NAME_MAX:
-        errors["name"] = f"Keep the name to {NAME_MAX} characters."
-    values["name"] = name
+    values["name"] = _name(form.get("name"), errors)
     values["enabled"] = str(form.get("enabled", "")).lower() in ("1", "on", "true", "yes", "y")
     for field, (low, high) in LIMITS.items():
         values[field] = _whole_number(form.get(field), low, high, field, errors)
@@ -93,39 +89,43 @@ def parse_rule(form):
     return values
 
 
+def _name(raw, errors):
+    try:
+        name = clean_text(raw, "The name")
+    except InvalidValue as exc:
+        errors["name"] = exc.message
+        return ""
+    if not name:
+        errors["name"] = "Give the rule a name."
+    elif len(name) > NAME_MAX:
+        errors["name"] = f"Keep the name to {NAME_MAX} characters."
+    return name
+
+
 def _whole_number(raw, low, high, field, errors):
     raw = str(raw if raw is not None else "").strip()
     if not raw:
         return None
     unit = "months" if field == "inactivity_months" else "days"
     try:
-        value = int(raw)
-    except ValueError:
-        errors[field] = f"Enter a whole number of {unit}, like {max(low, 1) * 12 if unit == 'months' else 30}."
+        value = whole_number(raw, message=f"Enter a whole number of {unit}, like "
+                                          f"{max(low, 1) * 12 if unit == 'months' else 30}.")
+        return whole_number(value, low, high, message=f"Enter a number of {unit} from {low} to {high:,}.")
+    except InvalidValue as exc:
+        errors[field] = exc.message
         return None
-    if not low <= value <= high:
-        errors[field] = f"Enter a number of {unit} from {low} to {high:,}."
-        return None
-    return value
 
 
 def _money(raw, errors):
-    raw = str(raw if raw is not None else "").strip().lstrip("$").replace(",", "")
+    raw = str(raw if raw is not None else "").strip()
     if not raw:
         return None
     try:
-        amount = Decimal(raw)
-    except InvalidOperation:
-        errors["min_balance"] = "Enter an amount in dollars, like 5 or 12.50."
+        return money_cents(raw, MAX_BALANCE_CENTS, message="Enter an amount in dollars of zero or more, with at "
+                                                           "most two decimals, like 5 or 12.50.")
+    except InvalidValue as exc:
+        errors["min_balance"] = exc.message
         return None
-    if not amount.is_finite() or amount < 0 or amount.as_tuple().exponent < -2:
-        errors["min_balance"] = "Enter an amount of zero or more, with at most two decimals."
-        return None
-    cents = int(amount * 100)
-    if cents > MAX_BALANCE_CENTS:
-        errors["min_balance"] = "That amount is too large."
-        return None
-    return cents
 
 
 def create_rule(actor, form, now=None):
@@ -297,7 +297,8 @@ def start_undo(actor, run_id, reason_category, reason_note, trigger="user", now=
 # ---------------------------------------------------------------- history
 
 def list_runs(limit=50, before_id=None, kinds=None):
-    """Return runs newest first (keyset pages: before_id), each with who or what triggered it."""
+    """Return runs newest first (keyset pages: before_id, a run id as parsing.record_id reads it), each with who
+    or what triggered it."""
     query = select(SweepRun, User).outerjoin(User, User.id == SweepRun.triggered_by_id).order_by(SweepRun.id.desc())
     if before_id:
         query = query.where(SweepRun.id < int(before_id))

@@ -1,16 +1,15 @@
 """Staff pages about accounts: the list (search, filters, pages, counts), export, and bulk actions."""
-import csv
-import io
 import json
 from urllib.parse import urlencode, urlsplit
 
-from flask import Blueprint, Response, current_app, flash, redirect, request, url_for
+from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_login import current_user
 
 from portal.domain import account_search, bulk
 from portal.domain.errors import ValidationFailed
 from portal.domain.gate import STATE_LABELS
 from portal.web.access import STAFF, SUPER_ADMIN, roles_required
+from portal.web.csv_download import csv_download
 from portal.web.auth import _safe_next
 from portal.web.helpers import is_fragment_request, redirect_after_post, render
 
@@ -90,24 +89,13 @@ def row(account_id):
 @bp.route("/export.csv")
 @roles_required(STAFF)
 def export():
-    """Download the accounts matching the filters as CSV, streamed row by row."""
-    rows = bulk.export(current_user, account_search.parse_filters(request.args))
-    app = current_app._get_current_object()
-
-    def generate():  # its own app context: the request's is gone once streaming starts
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        with app.app_context():
-            for count, values in enumerate(rows, 1):
-                writer.writerow(values)
-                if count % 500 == 0:
-                    yield buffer.getvalue()
-                    buffer.seek(0)
-                    buffer.truncate()
-        yield buffer.getvalue()
-
-    return Response(generate(), mimetype="text/csv",
-                    headers={"Content-Disposition": 'attachment; filename="accounts.csv"'})
+    """Download the accounts matching the filters as CSV, streamed row by row (refused if a filter is not valid)."""
+    f = account_search.parse_filters(request.args)
+    rows = bulk.export(current_user, f)
+    problems = [message for name, message in f.problems.items() if name in bulk.FILTER_FIELDS + ("sort",)]
+    if problems:  # a download cannot show what was ignored: it would hold other accounts than asked for
+        abort(422, "Nothing was exported: " + " ".join(problems))
+    return csv_download(rows, "accounts.csv", "export of accounts")
 
 
 def _selection_form():

@@ -1,10 +1,11 @@
 """Sweep pages (super admin): run history, clean-up with preview and confirmation, a run's live
 progress and report, undo, resume, and the recurring schedule."""
-from flask import Blueprint, flash, request
+from flask import Blueprint, abort, flash, request
 from flask_login import current_user
 
 from portal.domain import runs, schedule, sweeps
 from portal.domain.errors import Conflict, InvalidTransition, ValidationFailed
+from portal.domain.parsing import record_id
 from portal.web.access import SUPER_ADMIN, roles_required
 from portal.web.helpers import redirect_after_post, render
 
@@ -20,13 +21,24 @@ def _actor():
 @roles_required(SUPER_ADMIN)
 def index():
     """List runs, newest first, with the schedule and its next run time."""
-    before = request.args.get("before", type=int)
+    before = _before()
     rows = sweeps.list_runs(limit=PAGE + 1, before_id=before)
     current = schedule.get_schedule()
     return render("sweeps/index.html", block="history" if before else None, rows=rows[:PAGE],
                   older=rows[PAGE - 1]["run"].id if len(rows) > PAGE else None, schedule=current,
                   schedule_text=schedule.describe(current), next_run_at=schedule.next_run_time(current),
                   running_id=runs.running_exclusive_run())
+
+
+def _before():
+    """The run id the history page starts below (its "older" link), or None for the newest; refuse a bad one."""
+    raw = request.args.get("before", "")
+    if not raw:
+        return None
+    before = record_id(raw)
+    if before is None:
+        abort(400, "That page link of the run history is not valid (it names no run). Open Sweeps again.")
+    return before
 
 
 def _cleanup_page(form=None, errors=None, status=200, block=None, form_error=None, sample_size=20):

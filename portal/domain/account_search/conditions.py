@@ -14,7 +14,10 @@ _ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRST
 
 
 def _next_prefix(text):
-    return text[:-1] + chr(ord(text[-1]) + 1)
+    """The least text after every text starting with `text`: its last character plus one, skipping the surrogates
+    (U+D800..U+DFFF), which no database driver sends. parse_filters refuses U+10FFFF, which has no successor."""
+    point = ord(text[-1]) + 1
+    return text[:-1] + chr(0xE000 if point == 0xD800 else point)
 
 
 def search_ranges(q):

@@ -5,11 +5,12 @@ A value that makes no sense is dropped, and `Filters.problems` says why, for the
 import re
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from portal.domain.account_search.keyset import SORTS, decode_cursor
 from portal.domain.account_search.rows import class_names
 from portal.domain.gate import STATE_LABELS
+from portal.domain.parsing import InvalidValue, bad_character, iso_date, money_cents, record_id, whole_number
 
 PAGE_SIZES = (25, 50, 100, 200)
 DEFAULT_PAGE_SIZE = 50
@@ -103,6 +104,10 @@ def _text(args, name):
 
 
 def _read_q(f, raw, p):
+    char = bad_character(raw["q"])
+    if char is not None:  # the database could not compare it (a surrogate) or it means nothing (a noncharacter)
+        p["q"] = f"The search contains a character that can't be used (U+{ord(char):04X}); the search was ignored."
+        return
     q = re.sub(r"\s+", " ", raw["q"])
     if len(q) > Q_MAX:
         p["q"] = f"Searches use the first {Q_MAX} characters; the rest was ignored."
@@ -120,7 +125,7 @@ def _read_status(f, raw, p):
 
 def _read_class(f, raw, p):
     if raw["class"]:
-        class_id = int(raw["class"]) if raw["class"].isdigit() and len(raw["class"]) < 10 else None
+        class_id = record_id(raw["class"])
         if class_id is not None and class_id in class_names():
             f.class_id = class_id
         else:
@@ -129,12 +134,9 @@ def _read_class(f, raw, p):
 
 def _parse_money(text):
     try:
-        value = Decimal(text.replace(",", "").replace("$", "").strip())
-    except InvalidOperation:
+        return money_cents(text, BALANCE_LIMIT_CENTS - 1, allow_negative=True)
+    except InvalidValue:
         return None
-    if not value.is_finite() or abs(value * 100) >= BALANCE_LIMIT_CENTS:
-        return None
-    return int((value * 100).to_integral_value())
 
 
 def _read_balance(f, raw, p):
@@ -151,10 +153,9 @@ def _read_balance(f, raw, p):
 
 def _parse_date(text):
     try:
-        value = date.fromisoformat(text)
-    except ValueError:
+        return iso_date(text)
+    except InvalidValue:
         return None
-    return value if 1900 <= value.year <= 2200 else None
 
 
 def _read_activity(f, raw, p):
@@ -188,8 +189,11 @@ def _read_sort(f, raw, p):
 def _read_per_page(f, raw, p):
     per_page = raw["per_page"]
     if per_page:
-        n = int(per_page) if per_page.isdigit() and len(per_page) < 10 else None
-        if n is None or n < 1:
+        try:
+            n = whole_number(per_page, low=1)
+        except InvalidValue:
+            n = None
+        if n is None:
             p["per_page"] = f"Page size must be a number; showing {DEFAULT_PAGE_SIZE} per page."
         elif n > PAGE_SIZES[-1]:
             p["per_page"] = f"At most {PAGE_SIZES[-1]} accounts are shown per page."
