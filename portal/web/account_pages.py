@@ -11,8 +11,8 @@ from portal.domain.errors import Conflict, InvalidTransition, ValidationFailed
 from portal.domain.gate import STATE_LABELS, may
 from portal.web.access import STAFF, SUPER_ADMIN, roles_required
 from portal.web.accounts import bp
-from portal.web.auth import _safe_next
 from portal.web.helpers import is_fragment_request, render
+from portal.web.safe_next import safe_next
 
 CHANGES = {"suspend": suspension.suspend, "reactivate": suspension.reactivate}
 PAST = {"suspend": "suspended", "reactivate": "reactivated"}
@@ -56,7 +56,7 @@ def timeline(account_id):
 
 def _dialog(account, block, status=200, form=None, errors=None, form_error=None, next_url=None):
     """Render the status dialog (fragment for htmx) or its page (no JavaScript)."""
-    next_url = _safe_next(next_url)
+    next_url = safe_next(next_url)
     return render("accounts/_status_dialog.html", block=block, status=status, account=account,
                   actions=suspension.actions_for(account), form=form or {}, errors=errors or {},
                   form_error=form_error, next_url=next_url, note_max=suspension.NOTE_MAX,
@@ -122,7 +122,7 @@ def _changed(account, action, next_url):
     """Announce the change: HX-Trigger events and an out-of-band flash for htmx; flash and 303 otherwise."""
     flash(f"Account {account.number} ({account.name}) is now {STATE_LABELS[account.status].lower()}.", "success")
     if request.headers.get("HX-Request") != "true":
-        return redirect(_safe_next(next_url) or url_for("accounts.detail", account_id=account.id), code=303)
+        return redirect(safe_next(next_url) or url_for("accounts.detail", account_id=account.id), code=303)
     response = make_response(render_template("_flashes.html", oob=True))
     response.headers["HX-Trigger"] = json.dumps({
         "account-status-changed": {"id": account.id, "status": account.status},

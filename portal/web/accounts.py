@@ -10,8 +10,8 @@ from portal.domain.errors import ValidationFailed
 from portal.domain.gate import STATE_LABELS
 from portal.web.access import STAFF, SUPER_ADMIN, roles_required
 from portal.web.csv_download import csv_download
-from portal.web.auth import _safe_next
 from portal.web.helpers import is_fragment_request, redirect_after_post, render
+from portal.web.safe_next import safe_next
 
 bp = Blueprint("accounts", __name__, url_prefix="/accounts")
 
@@ -83,7 +83,7 @@ def row(account_id):
     if account is None or not is_fragment_request():
         return redirect(url_for("accounts.detail", account_id=account_id))
     return render("accounts/_row.html", account=account, classes=account_search.class_names(),
-                  can_change=current_user.role in SUPER_ADMIN, links=row_links(_safe_next(request.args.get("next"))))
+                  can_change=current_user.role in SUPER_ADMIN, links=row_links(safe_next(request.args.get("next"))))
 
 
 @bp.route("/export.csv")
@@ -102,7 +102,7 @@ def _selection_form():
     form = request.form
     return dict(action=form.get("action", ""), scope=form.get("scope", "selected"), ids=form.getlist("ids"),
                 filter={k: form.get(k, "") for k in bulk.FILTER_FIELDS if form.get(k)},
-                next=_safe_next(form.get("next")) or url_for("accounts.index"))
+                next=safe_next(form.get("next")) or url_for("accounts.index"))
 
 
 @bp.route("/bulk/confirm", methods=["POST"])
@@ -160,7 +160,7 @@ def _progress(run_id, next_url=None):
     headers = {"HX-Trigger": json.dumps({"accounts-bulk-finished": {"run_id": run_id}})} \
         if progress["finished"] else None
     return render("accounts/_bulk.html", block="bulk_body", progress=progress, as_dialog=is_fragment_request(),
-                  form={"next": _safe_next(next_url) or url_for("accounts.index")}, headers=headers)
+                  form={"next": safe_next(next_url) or url_for("accounts.index")}, headers=headers)
 
 
 @bp.route("/bulk/runs/<int:run_id>")

@@ -1,6 +1,4 @@
 """Sign in and sign out."""
-from urllib.parse import urlsplit
-
 from flask import Blueprint, current_app, flash, redirect, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
@@ -9,17 +7,9 @@ from portal.domain.errors import InvalidCredentials, LoginRefused
 from portal.extensions import limiter
 from portal.web.access import EVERYONE, public, roles_required
 from portal.web.helpers import render
+from portal.web.safe_next import safe_next
 
 bp = Blueprint("auth", __name__)
-
-
-def _safe_next(target):
-    if not target:
-        return None
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return None
-    return target
 
 
 def home_url_for(user):
@@ -55,7 +45,7 @@ def login():
                       email=email, errors={}, form_error=exc.message)
     session.clear()  # a new session on every sign-in
     login_user(user, remember=bool(request.form.get("remember")))
-    target = _safe_next(request.args.get("next")) or home_url_for(user)
+    target = safe_next(request.args.get("next")) or home_url_for(user)
     if request.headers.get("HX-Request") == "true":
         return "", 204, {"HX-Redirect": target}
     return redirect(target, code=303)

@@ -4,6 +4,7 @@ from flask_login import current_user
 from jinja2_fragments.flask import render_block
 
 from portal.domain.gate import REASONS, STATE_LABELS, banner_for
+from portal.web.safe_next import safe_next
 
 
 def is_fragment_request():
@@ -27,8 +28,14 @@ def render(template, block=None, status=200, headers=None, **context):
 
 
 def redirect_after_post(endpoint_or_url, trigger=None, **values):
-    """303 to a page for plain posts; for htmx, HX-Redirect there (or 204 with an HX-Trigger event)."""
-    url = endpoint_or_url if endpoint_or_url.startswith("/") else url_for(endpoint_or_url, **values)
+    """303 to a page for plain posts; for htmx, HX-Redirect there (or 204 with an HX-Trigger event).
+
+    A URL (starting with "/") must pass safe_next; one that does not goes to the home page instead.
+    """
+    if endpoint_or_url.startswith("/"):
+        url = safe_next(endpoint_or_url) or url_for("home.index")
+    else:
+        url = url_for(endpoint_or_url, **values)
     if request.headers.get("HX-Request") == "true":
         response = make_response("", 204)
         if trigger:
@@ -84,5 +91,6 @@ def init_app(app):
     """Register the context processor, filters and input checks used by every page."""
     app.before_request(refuse_nul_bytes)
     app.context_processor(_page_context)
+    app.add_template_global(safe_next, "safe_next")
     app.add_template_filter(money, "money")
     app.add_template_filter(lambda d, fmt="%Y-%m-%d %H:%M": d.strftime(fmt) if d else "—", "dt")

@@ -7,6 +7,7 @@ from flask_login import current_user, logout_user
 from portal.domain.auth import load_session_user
 from portal.domain.gate import may
 from portal.extensions import login_manager
+from portal.web.safe_next import safe_next
 
 
 def to_login(message=None, category="error"):
@@ -19,7 +20,7 @@ def to_login(message=None, category="error"):
         back = (page.path + (f"?{page.query}" if page.query else "")) if page.path else None
     else:
         back = request.full_path.rstrip("?") if request.method == "GET" else None
-    target = url_for("auth.login", next=back)
+    target = url_for("auth.login", next=safe_next(back))
     if htmx:
         response = make_response("", 401)
         response.headers["HX-Redirect"] = target
