@@ -63,4 +63,5 @@ def _report(result, echo, show_next=True):
         echo(f"Queued stalled run(s) again: {', '.join(f'#{i}' for i in result['recovered'])}.")
     nxt = result["next_run_at"]
     if show_next:
-        echo(f"Next sweep: {nxt:%Y-%m-%d %H:%M} UTC." if nxt else "No sweep scheduled.")
+        idle = result.get("schedule_problem") or "No sweep scheduled."
+        echo(f"Next sweep: {nxt:%Y-%m-%d %H:%M} UTC." if nxt else idle)

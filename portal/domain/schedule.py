@@ -5,6 +5,10 @@ slots). The tick starts the sweep of the latest slot that is due, if that period
 run's period_key is unique, so two schedulers ticking at once start it once, and a slot missed while
 no scheduler was up runs when one comes back. Only the latest missed slot runs (one catch-up, not
 one per missed period), and slots before the schedule was last saved are not "missed".
+
+A schedule is valid only if it has a slot within HORIZON_YEARS (croniter's own check accepts
+`0 0 30 2 *`, which never comes). One stored before that rule, with no slot, does not break the
+pages or the tick: its next run time is None and schedule_problem() says so.
 """
 import calendar
 import logging
@@ -26,6 +30,7 @@ log = logging.getLogger(__name__)
 MODES = ("monthly", "cron")
 TIME_RE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$", re.ASCII)  # ASCII: "\d" alone also matches "٣"
 DEFAULTS = {"enabled": True, "mode": "monthly", "day_of_month": 1, "time_of_day": "03:00", "cron": None}
+HORIZON_YEARS = 5  # a schedule must have a slot within this many years
 
 
 def get_schedule():
@@ -33,12 +38,14 @@ def get_schedule():
     return db.session.scalar(select(SweepSchedule).order_by(SweepSchedule.id).limit(1))
 
 
-def parse_schedule(form):
+def parse_schedule(form, now=None):
     """Validate a schedule form; return clean values.
 
     Args:
         form: mapping with enabled, mode (monthly|cron), day_of_month (1-31; the last day in shorter
-            months), time_of_day (HH:MM, UTC), cron (five fields: minute hour day month weekday).
+            months), time_of_day (HH:MM, UTC), cron (five fields: minute hour day month weekday, with
+            a slot within HORIZON_YEARS of now).
+        now: the time a cron expression must have a slot after (default now).
 
     Raises:
         ValidationFailed: field_errors per field.
@@ -66,6 +73,9 @@ def parse_schedule(form):
         if len(expression.split(" ")) != 5 or not croniter.is_valid(expression):
             errors["cron"] = ("Enter a valid cron expression with five fields: minute hour day month weekday "
                               "(for example 0 3 1 * * for 03:00 on the 1st).")
+        elif _cron_slot(expression, now or utcnow()) is None:
+            errors["cron"] = (f"The cron expression {expression} never runs: no date in the next {HORIZON_YEARS} "
+                              "years matches it (30 February, for example, never comes). Enter one that does.")
         else:
             values["cron"] = expression
     if errors:
@@ -82,8 +92,8 @@ def save_schedule(actor, form, now=None):
     decision = may(actor, "run_sweep", None)
     if not decision:
         raise PermissionDenied(decision.message)
-    values = parse_schedule(form)
     now = now or utcnow()
+    values = parse_schedule(form, now)
     schedule = get_schedule()
     before = describe(schedule) if schedule else None
     if schedule is None:
@@ -125,13 +135,25 @@ def _shift_month(year, month, delta):
     return index // 12, index % 12 + 1
 
 
+def _cron_slot(expression, start, before=False):
+    """Return the cron slot after start (or the latest at or before it) within HORIZON_YEARS, else None.
+
+    None also for an expression croniter cannot read (one stored before it was checked).
+    """
+    try:
+        times = croniter(expression, start, max_years_between_matches=HORIZON_YEARS)
+        return times.get_prev(datetime) if before else times.get_next(datetime)
+    except (ValueError, OverflowError):  # CroniterBadDateError (no date in the horizon) is a ValueError
+        return None
+
+
 def next_run_time(schedule, after=None):
-    """Return the first slot strictly after `after` (default now), or None if paused."""
+    """Return the first slot strictly after `after` (default now), or None if paused or it never fires."""
     if schedule is None or not schedule.enabled:
         return None
     after = after or utcnow()
     if schedule.mode == "cron":
-        return croniter(schedule.cron, after).get_next(datetime)
+        return _cron_slot(schedule.cron, after)
     slot = _monthly_slot(schedule, after.year, after.month)
     if slot <= after:
         slot = _monthly_slot(schedule, *_shift_month(after.year, after.month, 1))
@@ -139,9 +161,9 @@ def next_run_time(schedule, after=None):
 
 
 def latest_slot(schedule, now):
-    """Return the latest slot at or before now."""
+    """Return the latest slot at or before now (None for a cron expression with none within HORIZON_YEARS)."""
     if schedule.mode == "cron":
-        return croniter(schedule.cron, now.replace(second=0, microsecond=0) + timedelta(seconds=1)).get_prev(datetime)
+        return _cron_slot(schedule.cron, now.replace(second=0, microsecond=0) + timedelta(seconds=1), before=True)
     slot = _monthly_slot(schedule, now.year, now.month)
     if slot > now:
         slot = _monthly_slot(schedule, *_shift_month(now.year, now.month, -1))
@@ -161,6 +183,8 @@ def due_period(schedule, now=None):
         return None
     now = now or utcnow()
     slot = latest_slot(schedule, now)
+    if slot is None:
+        return None
     if schedule.updated_at and slot < schedule.updated_at.replace(second=0, microsecond=0):
         return None  # set after that slot: it was never due under this schedule
     key = period_key(schedule, slot)
@@ -169,20 +193,35 @@ def due_period(schedule, now=None):
     return slot, key
 
 
+def schedule_problem(schedule, now=None):
+    """Say why an enabled schedule never fires (no slot within HORIZON_YEARS after now), or return None."""
+    if schedule is None or not schedule.enabled or next_run_time(schedule, now) is not None:
+        return None
+    return (f"The stored schedule ({describe(schedule)}) never fires: no date in the next {HORIZON_YEARS} years "
+            "matches it. No recurring sweep will run until the schedule is changed.")
+
+
 def tick(now=None):
     """Start the due sweep (once per period, enforced by the database), plan the next slot, recover runs.
+
+    A stored schedule that never fires starts nothing (logged once per tick); the rest of the tick
+    (stalled runs, stranded email) goes on.
 
     Returns:
         dict(started: run id or None, waiting: id of the run in the way or None,
         next_run_at: datetime or None, recovered: [run ids queued again],
-        mail_kicked: True if stranded outbox email was queued for delivery).
+        mail_kicked: True if stranded outbox email was queued for delivery,
+        schedule_problem: why the stored schedule never fires, or None).
     """
     from portal.domain import sweeps
 
     now = now or utcnow()
     result = {"started": None, "waiting": None, "next_run_at": None, "recovered": []}
     schedule = get_schedule()
-    due = due_period(schedule, now)
+    result["schedule_problem"] = problem = schedule_problem(schedule, now)
+    if problem:
+        log.error("recurring sweep: %s Change it on the Sweeps page.", problem)
+    due = None if problem else due_period(schedule, now)
     if due is not None:
         slot, key = due
         try:

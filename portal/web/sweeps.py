@@ -27,7 +27,7 @@ def index():
     return render("sweeps/index.html", block="history" if before else None, rows=rows[:PAGE],
                   older=rows[PAGE - 1]["run"].id if len(rows) > PAGE else None, schedule=current,
                   schedule_text=schedule.describe(current), next_run_at=schedule.next_run_time(current),
-                  running_id=runs.running_exclusive_run())
+                  schedule_problem=schedule.schedule_problem(current), running_id=runs.running_exclusive_run())
 
 
 def _before():
@@ -121,7 +121,7 @@ def schedule_form():
     current = schedule.get_schedule()
     form = {k: getattr(current, k) for k in schedule.DEFAULTS} if current else dict(schedule.DEFAULTS)
     return render("sweeps/schedule.html", form=form, errors={}, schedule=current,
-                  next_run_at=schedule.next_run_time(current))
+                  next_run_at=schedule.next_run_time(current), schedule_problem=schedule.schedule_problem(current))
 
 
 @bp.route("/schedule", methods=["POST"])
@@ -135,7 +135,8 @@ def save_schedule():
     except ValidationFailed as exc:
         current = schedule.get_schedule()
         return render("sweeps/schedule.html", block="schedule_form", status=422, form=form,
-                      errors=exc.field_errors, schedule=current, next_run_at=schedule.next_run_time(current))
+                      errors=exc.field_errors, schedule=current, next_run_at=schedule.next_run_time(current),
+                      schedule_problem=schedule.schedule_problem(current))
     nxt = schedule.next_run_time(saved)
     flash("Schedule saved. " + (f"Next sweep: {nxt:%Y-%m-%d %H:%M} UTC." if nxt else "Sweeps are paused."),
           "success")
