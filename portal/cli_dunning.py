@@ -6,7 +6,6 @@ so operators can script the dunning process and replay its calendar day by day. 
 non-zero with the domain's message.
 """
 import json
-from datetime import date, datetime
 
 import click
 from flask.cli import with_appcontext
@@ -14,6 +13,7 @@ from flask.cli import with_appcontext
 from portal.cli_accounts import account, find_account, find_actor
 from portal.domain.errors import DomainError, ValidationFailed
 from portal.domain.gate import REASONS
+from portal.domain.parsing import InvalidValue, iso_datetime
 
 class_group = click.Group("class", help="Customer classes: when overdue accounts are limited and suspended.")
 billing = click.Group("billing", help="Invoices, payments and write-offs.")
@@ -24,12 +24,9 @@ def parse_day(value, name="--as-of"):
     """A date typed as YYYY-MM-DD (a date-time is cut to its day); None stays None."""
     if value is None:
         return None
-    text = str(value).strip()
     try:
-        if not text.isascii():
-            raise ValueError
-        return datetime.fromisoformat(text).date() if len(text) > 10 else date.fromisoformat(text)
-    except ValueError:
+        return iso_datetime(value).date()
+    except InvalidValue:
         raise click.BadParameter(f"use a date such as 2026-09-15 (got {value!r})", param_hint=name) from None
 
 

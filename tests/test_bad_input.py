@@ -4,13 +4,18 @@ import csv
 import io
 import logging
 
+import click
 import pytest
 from sqlalchemy import delete, func, select
 
+from portal import cli_dunning
 from portal.domain import account_search as search
 from portal.domain import sweeps
+from portal.domain.billing import ledger
+from portal.domain.dunning import classes
+from portal.domain.errors import ValidationFailed
 from portal.extensions import db
-from portal.models import Account, AuditEvent, SuspensionRule, SweepRun, SweepSchedule
+from portal.models import Account, AuditEvent, SuspensionRule, SweepRun, SweepSchedule, User
 
 HX = {"HX-Request": "true"}
 LAST_CODE_POINT = "\U0010ffff"
@@ -244,3 +249,29 @@ def test_an_export_that_fails_before_its_first_row_is_an_error_page_not_a_downlo
     response = client.get("/accounts/export.csv")
     assert response.status_code == 500 and response.mimetype == "text/html"
     assert "Content-Disposition" not in response.headers
+
+
+
+@pytest.mark.parametrize("call, field, message", [
+    (lambda admin, account: ledger.add_invoice(admin, account, "10", "9999-12-31"), "due", "YYYY-MM-DD"),
+    (lambda admin, account: ledger.add_invoice(admin, account, "1e1000000", "2026-09-30"), "amount",
+     "amount in dollars"),
+    (lambda admin, account: ledger.add_invoice(admin, account, "١٢", "2026-09-30"), "amount", "amount in dollars"),
+    (lambda admin, account: ledger.record_payment(admin, account, "1", "²"), "invoice", "has no open invoice"),
+    (lambda admin, account: classes.parse_class({"name": "Odd", "limit_after_days": "²"}), "limit_after_days",
+     "whole number of days"),
+])
+def test_billing_and_dunning_read_their_input_the_same_way(ctx, site, make, call, field, message):
+    make.invoice(site.account, amount_cents=5000)
+    before = counts(ctx)
+    with pytest.raises(ValidationFailed) as refused:
+        call(db.session.get(User, site.admin.id), site.account)
+    assert message in refused.value.field_errors[field]
+    db.session.rollback()
+    assert counts(ctx) == before
+
+
+@pytest.mark.parametrize("text", ["9999-12-31", "0001-01-01", "²", "2026-02-30"])
+def test_the_dunning_commands_days_are_iso_dates_in_range(text):
+    with pytest.raises(click.BadParameter, match="use a date such as"):
+        cli_dunning.parse_day(text)

@@ -15,6 +15,7 @@ from portal.domain.dunning.account_state import (after_billing, day_of, lock_acc
 from portal.domain.errors import InvalidTransition, ValidationFailed
 from portal.domain.gate import require
 from portal.domain.money import dollars, parse_amount
+from portal.domain.parsing import InvalidValue, iso_date, whole_number
 from portal.extensions import db
 from portal.models import Account, Invoice, Payment
 
@@ -73,13 +74,10 @@ def parse_due_date(value, field="due"):
     """A due date typed as YYYY-MM-DD (or a date)."""
     if isinstance(value, date):
         return value
-    text = str(value or "").strip()
     try:
-        if not text.isascii() or len(text) != 10:
-            raise ValueError
-        return date.fromisoformat(text)
-    except ValueError:
-        raise ValidationFailed({field: "Enter the due date as YYYY-MM-DD, like 2026-09-30."}) from None
+        return iso_date(value, "Enter the due date as YYYY-MM-DD, like 2026-09-30.")
+    except InvalidValue as exc:  # also years past 2200: the schedule's dates after them would overflow
+        raise ValidationFailed({field: exc.message}) from None
 
 
 def add_invoice(actor, account_id, amount, due, as_of=None):
@@ -182,8 +180,8 @@ def _named_invoice(account, invoices, invoice_seq):
     if invoice_seq in (None, ""):
         return None
     try:
-        seq = int(str(invoice_seq).strip().lstrip("#")) if str(invoice_seq).strip().lstrip("#").isascii() else None
-    except ValueError:
+        seq = whole_number(str(invoice_seq).strip().lstrip("#"), 1)
+    except InvalidValue:
         seq = None
     named = next((inv for inv in invoices if seq is not None and inv.seq == seq), None)
     if named is None:

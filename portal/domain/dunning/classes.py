@@ -10,6 +10,7 @@ from portal.domain.dunning.account_state import day_of, lock_account, moment_of,
 from portal.domain.errors import Conflict, DomainError, ValidationFailed
 from portal.domain.gate import require
 from portal.domain.money import dollars, parse_amount
+from portal.domain.parsing import InvalidValue, record_id, whole_number
 from portal.extensions import db
 from portal.models import Account, CustomerClass, Invoice
 
@@ -39,8 +40,8 @@ def find_class(name_or_id):
     """Return a class by name (any case) or id, or raise ClassNotFound."""
     text = str(name_or_id or "").strip()
     found = db.session.scalar(select(CustomerClass).where(func.lower(CustomerClass.name) == text.lower()))
-    if found is None and text.isascii() and text.isdigit() and len(text) < 10:
-        found = db.session.get(CustomerClass, int(text))
+    if found is None and record_id(text) is not None:
+        found = db.session.get(CustomerClass, record_id(text))
     if found is None:
         raise ClassNotFound(text)
     return found
@@ -50,10 +51,12 @@ def _days(errors, form, field, label):
     raw = str(form.get(field) if form.get(field) is not None else "").strip()
     if raw == "":
         return None
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 5 or int(raw) > MAX_DAYS:
-        errors[field] = f"Enter the {label} as a whole number of days from 0 to {MAX_DAYS}, or leave it blank."
+    try:
+        return whole_number(raw, 0, MAX_DAYS, f"Enter the {label} as a whole number of days from 0 to {MAX_DAYS}, "
+                                              "or leave it blank.")
+    except InvalidValue as exc:
+        errors[field] = exc.message
         return None
-    return int(raw)
 
 
 def parse_class(form):

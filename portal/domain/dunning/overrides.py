@@ -16,6 +16,7 @@ from portal.domain.dunning.account_state import (apply_schedule, day_of, end_ove
 from portal.domain.dunning.calendar import RANK
 from portal.domain.errors import AccountNotFound, InvalidTransition, ValidationFailed
 from portal.domain.gate import require
+from portal.domain.parsing import InvalidValue, whole_number
 from portal.domain.suspension import validate_reason
 from portal.extensions import db
 from portal.models import Account, ScheduleOverride
@@ -41,8 +42,10 @@ def _load(actor, action, account_id, expected_version):
 def _version(value):
     if value in (None, ""):
         return None
-    text = str(value).strip()
-    return int(text) if text.isascii() and text.isdigit() and len(text) < 10 else -1
+    try:
+        return whole_number(value, 0)
+    except InvalidValue:
+        return -1  # matches no version: the form is refused as out of date
 
 
 def _override_row(account, start, actor, now):
