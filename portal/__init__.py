@@ -16,10 +16,20 @@ def create_app(config=None):
 
     load_config(app, config)
     logging.basicConfig(level=logging.INFO)
+    register_proxies(app)
     register_extensions(app)
     register_blueprints(app)
     register_commands(app)
     return app
+
+
+def register_proxies(app):
+    """Behind TRUSTED_PROXIES reverse proxies, read the client address and scheme from X-Forwarded-*."""
+    hops = app.config["TRUSTED_PROXIES"]
+    if hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops)
 
 
 def register_extensions(app):

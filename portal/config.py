@@ -28,7 +28,14 @@ class Config:
     SQLALCHEMY_TRACK_MODIFICATIONS = False
     REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI")  # None: REDIS_URL
+    # Sign-in throttling counts failed sign-ins only: per client address, and per email typed.
     LOGIN_RATE_LIMIT = os.environ.get("PORTAL_LOGIN_RATE_LIMIT", "10 per minute;50 per hour")
+    LOGIN_EMAIL_RATE_LIMIT = os.environ.get("PORTAL_LOGIN_EMAIL_RATE_LIMIT", "5 per minute;20 per hour")
+    # Redis down: count in this process's memory (Flask-Limiter logs the fall-back) instead of a 500.
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+    RATELIMIT_SWALLOW_ERRORS = True
+    RATELIMIT_STORAGE_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 1}
+    TRUSTED_PROXIES = os.environ.get("PORTAL_TRUSTED_PROXIES", "0")  # reverse proxies in front (ProxyFix)
 
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
@@ -93,9 +100,19 @@ def load_config(app, overrides=None):
         app.config["SQLALCHEMY_DATABASE_URI"] = "postgresql+psycopg://" + uri.split("://", 1)[1]
     if not app.config.get("RATELIMIT_STORAGE_URI"):
         app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"]
+    _check_trusted_proxies(app)
     if not app.config.get("SECRET_KEY"):
         raise ConfigError(
             "SECRET_KEY is not set. Set it in the environment, for example:\n"
             "  export SECRET_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(32))')\n"
             "or run with PORTAL_ENV=development for local use."
         )
+
+
+def _check_trusted_proxies(app):
+    """TRUSTED_PROXIES must be a whole number of proxies, 0 or more; store it as an int."""
+    raw = str(app.config.get("TRUSTED_PROXIES", 0)).strip()
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > 10:
+        raise ConfigError(f"PORTAL_TRUSTED_PROXIES must be the number of reverse proxies in front of the portal "
+                          f"(0 to 10); got {raw!r}.")
+    app.config["TRUSTED_PROXIES"] = int(raw)

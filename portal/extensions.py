@@ -22,7 +22,22 @@ db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING))
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
-limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+
+class PortalLimiter(Limiter):
+    """Flask-Limiter, bound to each app this process builds (the tests build many).
+
+    Flask-Limiter keeps "storage is down, counting in memory" on the extension; a new app starts
+    with its own storage assumed up, and checks it on its first request.
+    """
+
+    def init_app(self, app):
+        """Bind to app with its storage assumed up."""
+        super().init_app(app)
+        self._storage_dead = False
+
+
+limiter = PortalLimiter(key_func=get_remote_address, default_limits=[])
 
 QUEUE_DEFAULT = "default"
 QUEUE_MAIL = "mail"

@@ -1,13 +1,13 @@
 """Sign in and sign out."""
-from flask import Blueprint, current_app, flash, redirect, request, session, url_for
+from flask import Blueprint, flash, redirect, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
 from portal.domain import auth as auth_domain
 from portal.domain.errors import InvalidCredentials, LoginRefused
-from portal.extensions import limiter
 from portal.web.access import EVERYONE, public, roles_required
 from portal.web.helpers import render
 from portal.web.safe_next import safe_next
+from portal.web.throttle import limit_failed_sign_ins, record_failure
 
 bp = Blueprint("auth", __name__)
 
@@ -23,7 +23,7 @@ def home_url_for(user):
 
 @bp.route("/login", methods=["GET", "POST"])
 @public
-@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"])
+@limit_failed_sign_ins
 def login():
     """Show the sign-in form; sign in on POST."""
     if request.method == "GET":
@@ -41,6 +41,8 @@ def login():
     try:
         user = auth_domain.authenticate(email, password)
     except (InvalidCredentials, LoginRefused) as exc:
+        if isinstance(exc, InvalidCredentials):  # a right password the gate refuses is no guess
+            record_failure()
         return render("auth/login.html", block="login_form", status=422,
                       email=email, errors={}, form_error=exc.message)
     session.clear()  # a new session on every sign-in

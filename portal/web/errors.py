@@ -59,6 +59,8 @@ def init_app(app):
 
     @app.errorhandler(HTTPException)
     def http_error(exc):
+        if exc.response is not None:  # it brings its own answer (a throttled sign-in: the form, saying how long)
+            return exc.response
         messages = {
             403: "You don't have permission to see this page.",
             404: "We couldn't find that page or record.",

@@ -119,6 +119,8 @@ def after_billing(account, start_before, as_of, actor, now, cause):
     elif start_before is not None and account.dunning_since != start_before:
         account.dunning_since = start_before  # paying some invoices does not move the episode's start
     db.session.flush()
+    if cause == "invoice":  # a backdated invoice can make a step due today: it applies now, not tomorrow
+        apply_schedule(account, day, actor, now)
     plan_next_look(account, day)
     return restored
 

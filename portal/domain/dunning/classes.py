@@ -6,7 +6,7 @@ with open invoices are looked at by the next daily run (set-based: one UPDATE).
 from sqlalchemy import func, select, update
 
 from portal.domain import audit
-from portal.domain.dunning.account_state import day_of, lock_account, moment_of, plan_next_look
+from portal.domain.dunning.account_state import apply_schedule, day_of, lock_account, moment_of, plan_next_look
 from portal.domain.errors import Conflict, DomainError, ValidationFailed
 from portal.domain.gate import require
 from portal.domain.money import dollars, parse_amount
@@ -171,6 +171,7 @@ def set_class(actor, account_id, class_name_or_id, as_of=None):
     db.session.flush()
     db.session.refresh(account)
     audit.record("class_set", account.id, actor, data={"before": before, "after": cls.name if cls else None}, now=now)
+    apply_schedule(account, day, actor, now)  # a class with shorter offsets can make a step due today
     plan_next_look(account, day)
     db.session.commit()
     return account

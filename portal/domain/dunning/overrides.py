@@ -102,6 +102,10 @@ def shift(actor, account_id, limitation_date=None, suspension_date=None, reason_
     account = _load(actor, "shift", account_id, expected_version)
     view = view_of(account, day)
     _require_episode(account, view)
+    if view.lifted_until is not None:
+        db.session.rollback()
+        raise InvalidTransition(f"The restriction on account {account.number} is lifted until "
+                                f"{view.lifted_until.isoformat()}; change the lift's date instead. Nothing was changed.")
     rank = max(RANK.get(account.status, 0), RANK[view.target])
     errors = {}
     _check_shift_date(errors, "limitation_date", limitation_date, day, view.class_limitation_on, rank >= 1,
@@ -142,10 +146,14 @@ def lift(actor, account_id, until, reason_category="non_payment", reason_note=""
     view = view_of(account, day)
     row = live_override(account.id)
     lifted_now = row is not None and row.lift_until is not None and day < row.lift_until
-    restricted = account.status == "limited" or (account.status == "suspended"
-                                                 and account.status_reason == "non_payment")
-    if view.episode_start is None or not (restricted or lifted_now):
+    by_schedule = account.status == "limited" or (account.status == "suspended"
+                                                  and account.status_source == "dunning")
+    if view.episode_start is None or not (by_schedule or lifted_now):
         db.session.rollback()
+        if account.status == "suspended":
+            raise InvalidTransition(f"Account {account.number} was suspended by hand or by a sweep, not by the dunning "
+                                    "schedule, so there is nothing for the schedule to re-apply: reactivate it "
+                                    "instead. Nothing was changed.")
         raise InvalidTransition(f"Account {account.number} is not limited or suspended for non-payment of overdue "
                                 "invoices, so there is nothing to lift. Nothing was changed.")
     _check_lift_date(until, day)
