@@ -59,6 +59,8 @@ def _report(result, echo, show_next=True):
         echo(f"Started scheduled sweep run #{result['started']}.")
     if result["waiting"]:
         echo(f"A sweep is due but run #{result['waiting']} is in progress; it will start after.")
+    if result.get("dunning_started"):
+        echo(f"Started the daily dunning run #{result['dunning_started']}.")
     if result["recovered"]:
         echo(f"Queued stalled run(s) again: {', '.join(f'#{i}' for i in result['recovered'])}.")
     nxt = result["next_run_at"]

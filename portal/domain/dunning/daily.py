@@ -251,3 +251,41 @@ def upcoming(as_of=None, days=7, class_id=None, limit=None):
             item["number"], item["name"] = info[item["id"]].number, info[item["id"]].name
     found.sort(key=lambda f: (f["date"], f["number"]))
     return found[:limit] if limit else found
+
+
+# ---------------------------------------------------------------- the daily schedule
+
+DEFAULT_TIME = "02:00"
+
+
+def daily_slot(now, time_of_day=DEFAULT_TIME):
+    """The latest daily slot at or before now (a datetime)."""
+    hours, minutes = (int(part) for part in (time_of_day or DEFAULT_TIME).split(":"))
+    slot = now.replace(hour=hours, minute=minutes, second=0, microsecond=0)
+    return slot if slot <= now else slot - timedelta(days=1)
+
+
+def tick(now=None):
+    """Start today's dunning run once the day's slot has come (or a missed slot's, as of now); return its id.
+
+    One run per as-of day, enforced by the database (period key), so any number of schedulers can tick. A
+    slot missed while no scheduler was up is caught up as of now: the run of today covers every day before
+    it, because each step applies "on or after" its date.
+    """
+    from portal.domain.background import BackgroundUnavailable
+    from portal.models import DunningSchedule
+
+    now = now or datetime.utcnow()
+    schedule = db.session.scalar(select(DunningSchedule).order_by(DunningSchedule.id).limit(1))
+    if schedule is not None and not schedule.enabled:
+        return None
+    slot = daily_slot(now, schedule.time_of_day if schedule else DEFAULT_TIME)
+    done = db.session.scalar(select(SweepRun.id).where(SweepRun.period_key.in_(
+        (period_key(slot.date()), period_key(now.date())))).limit(1))
+    if done is not None:
+        return None
+    try:
+        return start_daily_run(None, now.date(), trigger="schedule").id
+    except (runs.PeriodAlreadyRun, runs.RunInProgress, BackgroundUnavailable):
+        db.session.rollback()  # another scheduler started it, or the queue is down: a later tick tries again
+        return None
