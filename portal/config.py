@@ -45,6 +45,8 @@ class Config:
     REMEMBER_COOKIE_SECURE = True
     REMEMBER_COOKIE_DURATION = timedelta(days=14)
     PERMANENT_SESSION_LIFETIME = timedelta(hours=12)
+    STAFF_IDLE_MINUTES = os.environ.get("PORTAL_STAFF_IDLE_MINUTES", "30")  # staff signed out when idle this long
+    STAFF_SESSION_HOURS = os.environ.get("PORTAL_STAFF_SESSION_HOURS", "12")  # and this long after sign-in
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
 
     BILLING_CONTACT = os.environ.get("PORTAL_BILLING_CONTACT", "billing@example.com")

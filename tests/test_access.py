@@ -18,6 +18,7 @@ from portal import create_app
 from portal.domain.accounts import get_account
 from portal.extensions import db
 from portal.models import ROLES, User
+from portal.web import staff_sessions
 from portal.web.access import CUSTOMERS, STAFF, roles_required
 from tests.conftest import CSRF_RE
 
@@ -113,11 +114,14 @@ def _client_as(app, world, role):
     if role != ANONYMOUS:
         user_id = getattr(world, PERSON[role]).id
         with app.app_context():
-            session_token = db.session.get(User, user_id).session_token
+            user = db.session.get(User, user_id)
+            session_id, is_staff = user.get_id(), user.is_staff
             db.session.remove()
         with client.session_transaction() as sess:
-            sess["_user_id"] = f"{user_id}:{session_token}"
+            sess["_user_id"] = session_id
             sess["_fresh"] = True
+            if is_staff:
+                staff_sessions.start(sess)  # as a staff sign-in does
     return client, token
 
 

@@ -2,6 +2,7 @@
 import secrets
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from portal.domain.errors import InvalidCredentials, LoginRefused
@@ -61,13 +62,37 @@ def end_all_sessions(user):
     db.session.commit()
 
 
-def load_session_user(session_id):
-    """Return the user for a Flask-Login id ("<user id>:<token>"), or None if it no longer holds."""
+def _session_user(session_id):
+    """Return (user, key) for a Flask-Login id ("<user id>:<session key>"); user None if there is none."""
     try:
-        user_id, token = session_id.split(":", 1)
-        user = db.session.get(User, int(user_id))
+        user_id, key = session_id.split(":", 1)
+        return db.session.get(User, int(user_id), options=[joinedload(User.account)]), key
     except (ValueError, AttributeError):
-        return None
-    if user is None or not secrets.compare_digest(user.session_token.encode(), token.encode()):
+        return None, None
+
+
+def load_session_user(session_id):
+    """Return the user for a Flask-Login id ("<user id>:<session key>"), or None if it no longer holds.
+
+    The key (User.session_key) changes when the session token rotates and whenever the account's
+    status changes, so a session or remember-me cookie from before a suspension is refused even
+    once the account is active again.
+    """
+    user, key = _session_user(session_id)
+    if user is None or not secrets.compare_digest(user.session_key().encode(), key.encode()):
         return None
     return user
+
+
+def ended_by_status_change(session_id):
+    """Return the user of a session that ended only because the account's status changed since, else None.
+
+    None too for a session ended by sign-out everywhere (a new token), or one that still holds.
+    """
+    user, key = _session_user(session_id)
+    if user is None:
+        return None
+    current = user.session_key().encode()
+    key = key.encode()
+    same_token = secrets.compare_digest(current[:16], key[:16])
+    return user if same_token and not secrets.compare_digest(current, key) else None

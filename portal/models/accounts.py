@@ -1,4 +1,6 @@
 """Accounts, the people who work in them, and customer classes."""
+import hashlib
+import hmac
 from datetime import date, datetime
 
 from flask_login import UserMixin
@@ -19,6 +21,11 @@ ROLE_LABELS = {
     "tier_manager": "Tier manager",
     "user": "User",
 }
+
+
+def _digest(key, message):
+    """Return 16 hex digits of HMAC-SHA256(key, message)."""
+    return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()[:16]
 
 
 class CustomerClass(db.Model):
@@ -118,6 +125,22 @@ class User(UserMixin, db.Model):
     def role_label(self):
         return ROLE_LABELS.get(self.role, self.role)
 
+    def session_key(self):
+        """Return the key a session and a remember-me cookie carry: two parts, both from the session token.
+
+        The first changes only when the token rotates (sign-out everywhere); the second also changes
+        whenever the account's status does. Every status change (one account, a sweep, bulk change,
+        undo or dunning run) writes status_changed_at, so a cookie copied before a suspension is
+        refused after the reactivation too, with no per-account work in the runs.
+        """
+        if self.account is None:
+            state = "no account"
+        else:
+            changed = self.account.status_changed_at
+            state = f"{self.account.status}|{changed.isoformat() if changed else '-'}"
+        token = self.session_token.encode()
+        return _digest(token, "session") + _digest(token, state)
+
     def get_id(self):
-        """Identify the session by user and session token, so rotating the token ends old sessions."""
-        return f"{self.id}:{self.session_token}"
+        """Identify the session by user and session key: a new token or account status ends older sessions."""
+        return f"{self.id}:{self.session_key()}"
