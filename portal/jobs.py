@@ -21,4 +21,6 @@ def process_run(run_id):
     from rq import get_current_job
 
     job = get_current_job()
+    if not runs.wait_for_run(run_id):  # queued just before its start committed, and the commit failed
+        return {"id": run_id, "status": "not started"}
     return runs.process_run(run_id, worker_name=getattr(job, "worker_name", None))

@@ -124,9 +124,11 @@ def test_htmx_is_configured_to_swap_422_and_send_the_csrf_header(client):
     assert headers["X-CSRFToken"] == CSRF_RE.search(html).group(1)
 
 
-def test_health_check_answers_ok(client):
+def test_health_check_answers_ok_with_the_database_and_redis_up(client):
     response = client.get("/healthz")
-    assert response.status_code == 200 and response.get_json() == {"status": "ok"}
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok", "database": "up", "redis": "up"}
+    assert response.headers["Cache-Control"] == "no-store"
 
 
 def test_suspended_account_manager_sees_the_banner_on_every_page(app, client, auth, world):

@@ -25,6 +25,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from portal.domain import audit, rules as rules_domain
+from portal.domain.background import BackgroundUnavailable, require_queue
 from portal.domain.errors import Conflict, DomainError, InvalidTransition, PermissionDenied, ValidationFailed
 from portal.domain.gate import may
 from portal.domain.parsing import record_id
@@ -134,6 +135,7 @@ def start_run(actor, kind, action, selection, reason_category, reason_note, as_o
         ValidationFailed: unknown kind, action or selection; missing reason.
         RunInProgress: an exclusive run is already queued or running (the database refuses a second).
         PeriodAlreadyRun: period_key has already run.
+        BackgroundUnavailable: the job queue cannot be reached (with enqueue); nothing is stored.
     """
     _require_permission(actor)
     if kind not in KINDS or action not in ACTIONS:
@@ -147,6 +149,8 @@ def start_run(actor, kind, action, selection, reason_category, reason_note, as_o
         raise RunInProgress(busy)
     if period_key and db.session.scalar(select(SweepRun.id).where(SweepRun.period_key == period_key)):
         raise PeriodAlreadyRun(period_key)
+    if enqueue:
+        require_queue()
     run = SweepRun(kind=kind, action=action, status="queued", as_of=as_of, trigger=trigger,
                    triggered_by_id=getattr(actor, "id", None), schedule_id=schedule_id, period_key=period_key,
                    lock_key=LOCK if exclusive else None, undo_of_run_id=undo_of_run_id,
@@ -164,9 +168,10 @@ def start_run(actor, kind, action, selection, reason_category, reason_note, as_o
                  reason_category=category, reason_note=note,
                  data={"action": action, "selection": selection, "as_of": as_of.isoformat(), "trigger": trigger},
                  now=now)
+    if enqueue and not enqueue_run(run.id):  # its jobs first: a run is never stored without them
+        db.session.rollback()
+        raise BackgroundUnavailable()
     db.session.commit()
-    if enqueue:
-        enqueue_run(run.id)
     return run
 
 
@@ -210,7 +215,11 @@ def _add_chunks(run, selection):
 
 
 def enqueue_run(run_id, jobs=None):
-    """Queue `jobs` workers' worth of processing for a run (they share its chunks); return True if queued."""
+    """Queue `jobs` workers' worth of processing for a run (they share its chunks); return True if queued.
+
+    A run being started is queued before its transaction commits, so a worker may take a job before
+    the run is there to read: the job waits for it (wait_for_run).
+    """
     from rq import Retry
 
     jobs = jobs or int(current_app.config.get("SWEEP_PARALLEL_JOBS", 2))
@@ -261,6 +270,21 @@ def enqueue_unfinished(stale_only=True, now=None):
     return queued
 
 
+def wait_for_run(run_id, timeout=10.0, poll=0.1):
+    """Return True once the run can be read; False if it is not there after timeout seconds.
+
+    A job is queued just before its run commits (start_run), so it may arrive first; if the commit
+    failed, the run never appears and the job has nothing to do.
+    """
+    deadline = time.monotonic() + timeout
+    while db.session.get(SweepRun, int(run_id)) is None:
+        db.session.rollback()  # a new transaction sees what committed since
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll)
+    return True
+
+
 def get_run(run_id):
     """Return the run or raise RunNotFound."""
     run_id = record_id(run_id)
@@ -308,29 +332,34 @@ def resume_run(actor, run_id):
 
     Raises:
         PermissionDenied, RunNotFound, InvalidTransition (already finished),
-        RunInProgress (another exclusive run holds the lock).
+        RunInProgress (another exclusive run holds the lock),
+        BackgroundUnavailable (the job queue cannot be reached; nothing is changed).
     """
     _require_permission(actor)
     run = get_run(run_id)
     if run.status == "done":
         raise InvalidTransition(f"Run #{run.id} has already finished.")
+    require_queue()
     values = dict(status="queued", error=None)
     if run.kind in EXCLUSIVE_KINDS:
         values["lock_key"] = LOCK
     try:
         db.session.execute(update(SweepRun).where(SweepRun.id == run.id, SweepRun.status != "done").values(**values))
         audit.record("run_resumed", None, actor or "System", run_id=run.id)
-        db.session.commit()
+        db.session.flush()
     except IntegrityError:
         db.session.rollback()
         raise RunInProgress(running_exclusive_run()) from None
-    _release_claims(run.id)  # the admin says it is stuck: don't wait for claims to go stale
+    _release_claims(run.id, commit=False)  # the admin says it is stuck: don't wait for claims to go stale
+    if not enqueue_run(run.id):  # its job first, then the commit: a queued run always has one
+        db.session.rollback()
+        raise BackgroundUnavailable()
+    db.session.commit()
     db.session.refresh(run)
-    enqueue_run(run.id)
     return run
 
 
-def _release_claims(run_id, worker_name=None):
+def _release_claims(run_id, worker_name=None, commit=True):
     """Give back unfinished chunks (this worker's, or all) so a resumed run takes them at once.
 
     Safe even if a live worker still holds one: a chunk is marked done in the transaction that
@@ -340,7 +369,8 @@ def _release_claims(run_id, worker_name=None):
     if worker_name is not None:
         query = query.where(SweepRunChunk.claimed_by == worker_name)
     db.session.execute(query.values(claimed_at=None, claimed_by=None))
-    db.session.commit()
+    if commit:
+        db.session.commit()
 
 
 # The RQ job's side lives in run_processing (which imports this module); these forward to it.

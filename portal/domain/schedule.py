@@ -19,6 +19,7 @@ from croniter import croniter
 from sqlalchemy import select
 
 from portal.domain import audit, notify, runs
+from portal.domain.background import BackgroundUnavailable
 from portal.domain.errors import PermissionDenied, ValidationFailed
 from portal.domain.gate import may
 from portal.domain.parsing import InvalidValue, whole_number
@@ -234,6 +235,9 @@ def tick(now=None):
         except runs.RunInProgress as exc:
             db.session.rollback()  # a clean-up or undo is running: start on a later tick
             result["waiting"] = exc.details.get("run_id")
+        except BackgroundUnavailable:
+            db.session.rollback()  # Redis is down: nothing is stored, and the first tick after it is back starts it
+            log.warning("the sweep of %s waits: background work is unavailable", key)
     result["next_run_at"] = next_run_time(schedule, now)
     if schedule is not None:
         plan_next_slot(schedule, now)

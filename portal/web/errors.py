@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 TITLES = {
     400: "Bad request", 401: "Please sign in", 403: "Not allowed", 404: "Not found", 405: "Not allowed",
     409: "Conflict", 422: "Please check your input", 429: "Too many attempts", 500: "Something went wrong",
+    503: "Temporarily unavailable",
 }
 
 

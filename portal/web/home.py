@@ -2,6 +2,7 @@
 from flask import Blueprint, redirect, url_for
 from flask_login import current_user
 
+from portal import health
 from portal.domain import audit
 from portal.domain.accounts import get_account
 from portal.domain.billing import open_invoices
@@ -25,8 +26,12 @@ def index():
 @bp.route("/healthz")
 @public
 def healthz():
-    """Answer that the web process is up."""
-    return {"status": "ok"}
+    """Say whether the database and Redis answer: 200 when both do, else 503 naming what is down."""
+    all_up, services = health.report()
+    body = {"status": "ok" if all_up else "unavailable", **services}
+    if not all_up:
+        body["down"] = [name for name, state in services.items() if state == "down"]
+    return body, 200 if all_up else 503, {"Cache-Control": "no-store"}
 
 
 @bp.route("/my-account")

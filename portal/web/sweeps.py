@@ -4,6 +4,7 @@ from flask import Blueprint, abort, flash, request
 from flask_login import current_user
 
 from portal.domain import runs, schedule, sweeps
+from portal.domain.background import BackgroundUnavailable
 from portal.domain.errors import Conflict, InvalidTransition, ValidationFailed
 from portal.domain.parsing import record_id
 from portal.web.access import SUPER_ADMIN, roles_required
@@ -64,8 +65,9 @@ def start_cleanup():
                                    confirm_count=form["confirm_count"])
     except ValidationFailed as exc:
         return _cleanup_page(form, exc.field_errors, 422, block="cleanup_form", sample_size=0)
-    except Conflict as exc:
-        return _cleanup_page(form, status=409, block="cleanup_form", form_error=exc.message, sample_size=0)
+    except (Conflict, BackgroundUnavailable) as exc:
+        return _cleanup_page(form, status=exc.status_code, block="cleanup_form", form_error=exc.message,
+                             sample_size=0)
     flash(f"Clean-up run #{run.id} started.", "success")
     return redirect_after_post("sweeps.run", run_id=run.id)
 
@@ -99,7 +101,7 @@ def undo(run_id):
         undo_run = sweeps.start_undo(_actor(), run_id, form["reason_category"], form["reason_note"])
     except ValidationFailed as exc:
         return _run_page(run_id, "undo_form", 422, form, exc.field_errors)
-    except (Conflict, InvalidTransition) as exc:
+    except (Conflict, InvalidTransition, BackgroundUnavailable) as exc:
         return _run_page(run_id, "undo_form", exc.status_code, form, form_error=exc.message)
     flash(f"Undo run #{undo_run.id} started.", "success")
     return redirect_after_post("sweeps.run", run_id=undo_run.id)
