@@ -4,6 +4,7 @@ from flask.cli import with_appcontext
 
 from portal import seed as seed_module
 from portal.cli_accounts import account
+from portal.cli_dunning import COMMANDS as DUNNING_COMMANDS
 from portal.cli_sweeps import scheduler, sweep
 from portal.domain.parsing import InvalidValue, iso_datetime
 
@@ -71,4 +72,4 @@ def outbox_deliver():
     click.echo(f"Sent {sent}, failed {failed}.")
 
 
-COMMANDS = [demo, outbox_deliver, account, sweep, scheduler]
+COMMANDS = [demo, outbox_deliver, account, sweep, scheduler, *DUNNING_COMMANDS]

@@ -6,7 +6,7 @@ inserts in batches, never as ORM objects one by one.
 import random
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 
 from portal.domain.auth import hash_password, new_session_token
 from portal.extensions import db
@@ -160,9 +160,17 @@ def seed_demo(accounts=1000, now=None, seed=42, progress=None):
     if progress and written:
         progress(written)
     _seed_people_and_features(conn, shared_hash, now, min(accounts, 2))
+    _plan_first_dunning_look(conn, now)
     db.session.commit()
     _fix_sequences()
     return accounts
+
+
+def _plan_first_dunning_look(conn, now):
+    """Accounts with open invoices are looked at by the first daily dunning run (which plans each one's next)."""
+    has_open = (select(Invoice.id).where(Invoice.account_id == Account.id, Invoice.paid_at.is_(None),
+                                         Invoice.written_off_at.is_(None)).exists())
+    conn.execute(update(Account).where(has_open).values(dunning_next_on=now.date()))
 
 
 def _write(conn, acc_rows, inv_rows, res_rows, user_rows):

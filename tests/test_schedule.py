@@ -31,7 +31,8 @@ def admin(ctx, make):
 
 
 def _runs():
-    return db.session.scalars(select(SweepRun).order_by(SweepRun.id)).all()
+    # the sweep's runs (the same tick also starts the daily dunning run: tests/test_dunning_schedule_tick.py)
+    return db.session.scalars(select(SweepRun).where(SweepRun.kind != "dunning").order_by(SweepRun.id)).all()
 
 
 # ---------------------------------------------------------------- the form

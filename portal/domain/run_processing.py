@@ -19,9 +19,9 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from portal.domain import audit
 from portal.domain.errors import DomainError
-from portal.domain.run_chunk import process_chunk as _process_chunk, run_label
-from portal.domain.runs import (EXCLUSIVE_KINDS, LOCK, RunInProgress, _release_claims, get_run, progress,
-                                running_exclusive_run, selection_clause)
+from portal.domain.run_chunk import run_label
+from portal.domain.runs import (EXCLUSIVE_KINDS, RunInProgress, _release_claims, chunk_processor, get_run, lock_for,
+                                progress, running_exclusive_run, selection_clause)
 from portal.extensions import db
 from portal.models import SweepRun, SweepRunChunk
 from portal.timeutil import utcnow
@@ -189,8 +189,8 @@ def process_chunk(run, chunk_id, lo, hi, now=None):
 
     Returns the number of accounts changed (0 if another worker already did this chunk).
     """
-    return _process_chunk(run, chunk_id, lo, hi, selection_clause(run.params["selection"], run.as_of),
-                          now or utcnow())
+    return chunk_processor(run.kind)(run, chunk_id, lo, hi, selection_clause(run.params["selection"], run.as_of),
+                                     now or utcnow())
 
 
 def _mark_running(run):
@@ -199,14 +199,14 @@ def _mark_running(run):
     values = dict(status="running", started_at=func.coalesce(SweepRun.started_at, now), heartbeat_at=now,
                   error=None)
     if run.kind in EXCLUSIVE_KINDS:
-        values["lock_key"] = LOCK
+        values["lock_key"] = lock_for(run.kind)
     try:
         db.session.execute(update(SweepRun).where(SweepRun.id == run.id, SweepRun.status.in_(("queued", "failed")))
                            .values(**values).execution_options(synchronize_session=False))
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        raise RunInProgress(running_exclusive_run()) from None
+        raise RunInProgress(running_exclusive_run(lock_for(run.kind))) from None
     db.session.refresh(run)
 
 
@@ -274,7 +274,7 @@ def _finish(run_id):
 def _process_chunk_with_retry(run, chunk, selected, attempts=5):
     for attempt in range(attempts):
         try:
-            return _process_chunk(run, *chunk, selected, utcnow())
+            return chunk_processor(run.kind)(run, *chunk, selected, utcnow())
         except OperationalError as exc:  # SQLite busy snapshot / PostgreSQL deadlock: the chunk rolled back
             db.session.rollback()
             if attempt == attempts - 1:

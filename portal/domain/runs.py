@@ -30,6 +30,7 @@ from portal.domain.errors import Conflict, DomainError, InvalidTransition, Permi
 from portal.domain.gate import may
 from portal.domain.parsing import record_id
 from portal.domain.run_chunk import ACTIONS, BY_RULE, run_label  # noqa: F401  (re-exported)
+from portal.domain.run_chunk import process_chunk as _process_chunk
 from portal.domain.suspension import validate_reason
 from portal.extensions import QUEUE_SWEEPS, db, get_queue
 from portal.models import Account, AuditEvent, SweepRun, SweepRunChunk
@@ -37,9 +38,12 @@ from portal.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
-KINDS = ("cleanup", "recurring", "bulk", "undo")
-EXCLUSIVE_KINDS = ("cleanup", "recurring", "undo")
+KINDS = ("cleanup", "recurring", "bulk", "undo", "dunning")
+EXCLUSIVE_KINDS = ("cleanup", "recurring", "undo", "dunning")
 LOCK = "sweep"
+LOCKS = {"dunning": "dunning"}  # the daily dunning run is exclusive among its own kind, not with sweeps
+RUN_ACTIONS = tuple(ACTIONS) + ("evaluate",)  # evaluate: the dunning schedule decides per account
+CHUNK_PROCESSORS = {}
 ACTIVE_STATUSES = ("queued", "running")
 TRIGGER_ACTORS = {"schedule": "Schedule", "cli": "Command line"}
 SELECTIONS = {}
@@ -70,6 +74,25 @@ class PeriodAlreadyRun(Conflict):
         super().__init__(f"The sweep of period {period_key} has already run.", period_key=period_key)
 
 
+def lock_for(kind):
+    """The lock an exclusive kind of run holds while queued or running (None: not exclusive)."""
+    if kind not in EXCLUSIVE_KINDS:
+        return None
+    return LOCKS.get(kind, LOCK)
+
+
+def register_chunk_processor(kind, process):
+    """Register process(run, chunk_id, lo, hi, selected, now) for the chunks of runs of this kind."""
+    CHUNK_PROCESSORS[kind] = process
+
+
+def chunk_processor(kind):
+    """The function that does one chunk of a run of this kind (the status change of run_chunk by default)."""
+    if kind == "dunning" and kind not in CHUNK_PROCESSORS:
+        from portal.domain.dunning import daily  # noqa: F401  (registers itself)
+    return CHUNK_PROCESSORS.get(kind, _process_chunk)
+
+
 def register_selection(kind, build):
     """Register build(selection, as_of) -> SQL condition over accounts, for selections of this type."""
     SELECTIONS[kind] = build
@@ -87,9 +110,17 @@ def _undo_selection(selection, as_of):  # noqa: ARG001
     return Account.suspended_by_run_id == int(selection["run_id"])
 
 
+def _dunning_selection(selection, as_of):  # noqa: ARG001
+    """The accounts the daily dunning run looks at: those whose next look is due on its day."""
+    from datetime import date
+
+    return Account.dunning_next_on <= date.fromisoformat(selection["day"])
+
+
 register_selection("rules", _rules_selection)
 register_selection("ids", _ids_selection)
 register_selection("undo", _undo_selection)
+register_selection("dunning", _dunning_selection)
 
 
 def selection_clause(selection, as_of):
@@ -103,9 +134,9 @@ def selection_clause(selection, as_of):
 
 # ---------------------------------------------------------------- starting and reading runs
 
-def running_exclusive_run():
-    """Return the id of the clean-up, sweep or undo queued or running now, or None."""
-    return db.session.scalar(select(SweepRun.id).where(SweepRun.lock_key == LOCK))
+def running_exclusive_run(lock=LOCK):
+    """Return the id of the clean-up, sweep or undo (or, with lock="dunning", the dunning run) in progress, or None."""
+    return db.session.scalar(select(SweepRun.id).where(SweepRun.lock_key == lock))
 
 
 def start_run(actor, kind, action, selection, reason_category, reason_note, as_of=None, trigger="user",
@@ -138,14 +169,14 @@ def start_run(actor, kind, action, selection, reason_category, reason_note, as_o
         BackgroundUnavailable: the job queue cannot be reached (with enqueue); nothing is stored.
     """
     _require_permission(actor)
-    if kind not in KINDS or action not in ACTIONS:
+    if kind not in KINDS or action not in RUN_ACTIONS:
         raise ValidationFailed({"kind": "Unknown kind of run."})
     category, note = _validate_reason(reason_category, reason_note, selection)
     now = now or utcnow()
     as_of = as_of or now
     selection_clause(selection, as_of)  # refuse a bad selection before anything is stored
-    exclusive = kind in EXCLUSIVE_KINDS
-    if exclusive and (busy := running_exclusive_run()) is not None:
+    lock = lock_for(kind)
+    if lock and (busy := running_exclusive_run(lock)) is not None:
         raise RunInProgress(busy)
     if period_key and db.session.scalar(select(SweepRun.id).where(SweepRun.period_key == period_key)):
         raise PeriodAlreadyRun(period_key)
@@ -153,7 +184,7 @@ def start_run(actor, kind, action, selection, reason_category, reason_note, as_o
         require_queue()
     run = SweepRun(kind=kind, action=action, status="queued", as_of=as_of, trigger=trigger,
                    triggered_by_id=getattr(actor, "id", None), schedule_id=schedule_id, period_key=period_key,
-                   lock_key=LOCK if exclusive else None, undo_of_run_id=undo_of_run_id,
+                   lock_key=lock, undo_of_run_id=undo_of_run_id,
                    reason_category=category, reason_note=note, rules_snapshot=selection.get("rules"),
                    params={"selection": selection},
                    chunk_size=chunk_size or current_app.config["SWEEP_CHUNK_SIZE"], created_at=now)
@@ -162,7 +193,7 @@ def start_run(actor, kind, action, selection, reason_category, reason_note, as_o
         db.session.flush()  # the unique lock_key / period_key are checked here, by the database
     except IntegrityError:
         db.session.rollback()
-        raise _start_conflict(period_key) from None
+        raise _start_conflict(period_key, lock) from None
     _add_chunks(run, selection)
     audit.record(f"run_{kind}_started", None, actor or TRIGGER_ACTORS.get(trigger, "System"), run_id=run.id,
                  reason_category=category, reason_note=note,
@@ -189,15 +220,17 @@ def _require_permission(actor):
             raise PermissionDenied(decision.message)
 
 
-def _start_conflict(period_key):
+def _start_conflict(period_key, lock=LOCK):
     if period_key and db.session.scalar(select(SweepRun.id).where(SweepRun.period_key == period_key)):
         return PeriodAlreadyRun(period_key)
-    return RunInProgress(running_exclusive_run())
+    return RunInProgress(running_exclusive_run(lock or LOCK))
 
 
 def _add_chunks(run, selection):
     """Cut the run's id range into chunks; explicit ids, or an undo's audit trail, narrow the range first."""
     column, where = Account.id, []
+    if selection.get("type") == "dunning":
+        return _add_candidate_chunks(run, _dunning_selection(selection, None))
     if selection.get("type") == "ids":
         where = [_ids_selection(selection, None)]
     elif selection.get("type") == "undo":  # the accounts the run suspended, from the audit index
@@ -212,6 +245,18 @@ def _add_chunks(run, selection):
         db.session.execute(insert(SweepRunChunk), [
             dict(run_id=run.id, lo=start, hi=min(start + run.chunk_size, hi + 1), matched=0, changed=0, skipped=0)
             for start in range(lo, hi + 1, run.chunk_size)])
+
+
+def _add_candidate_chunks(run, candidates):
+    """Chunks of chunk_size candidate accounts each, cut where the candidates are (a run that selects few
+    accounts out of a million has one small chunk, or none: its cost follows what it selects)."""
+    ids = list(db.session.scalars(select(Account.id).where(candidates).order_by(Account.id)))
+    run.min_id, run.max_id = (ids[0], ids[-1]) if ids else (None, None)
+    bounds = [ids[i] for i in range(0, len(ids), run.chunk_size)]
+    if ids:
+        db.session.execute(insert(SweepRunChunk), [
+            dict(run_id=run.id, lo=lo, hi=(bounds[i + 1] if i + 1 < len(bounds) else ids[-1] + 1), matched=0,
+                 changed=0, skipped=0) for i, lo in enumerate(bounds)])
 
 
 def enqueue_run(run_id, jobs=None):
@@ -342,14 +387,14 @@ def resume_run(actor, run_id):
     require_queue()
     values = dict(status="queued", error=None)
     if run.kind in EXCLUSIVE_KINDS:
-        values["lock_key"] = LOCK
+        values["lock_key"] = lock_for(run.kind)
     try:
         db.session.execute(update(SweepRun).where(SweepRun.id == run.id, SweepRun.status != "done").values(**values))
         audit.record("run_resumed", None, actor or "System", run_id=run.id)
         db.session.flush()
     except IntegrityError:
         db.session.rollback()
-        raise RunInProgress(running_exclusive_run()) from None
+        raise RunInProgress(running_exclusive_run(lock_for(run.kind) or LOCK)) from None
     _release_claims(run.id, commit=False)  # the admin says it is stuck: don't wait for claims to go stale
     if not enqueue_run(run.id):  # its job first, then the commit: a queued run always has one
         db.session.rollback()

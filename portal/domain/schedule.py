@@ -241,9 +241,22 @@ def tick(now=None):
     result["next_run_at"] = next_run_time(schedule, now)
     if schedule is not None:
         plan_next_slot(schedule, now)
+    result["dunning_started"] = _dunning_tick(now)
     result["recovered"] = runs.enqueue_unfinished(stale_only=True, now=now)
     result["mail_kicked"] = notify.kick_if_stranded()
     return result
+
+
+def _dunning_tick(now):
+    """Start the day's dunning run when due (its own failures never stop the rest of the tick)."""
+    from portal.domain.dunning import daily
+
+    try:
+        return daily.tick(now)
+    except Exception:  # noqa: BLE001 - logged; the sweep, recovery and mail parts of the tick go on
+        db.session.rollback()
+        log.exception("the daily dunning run could not be started")
+        return None
 
 
 def plan_next_slot(schedule, now=None):

@@ -38,7 +38,8 @@ def _render(template, step, with_next):
 
 
 def _invoice_words(view):
-    return ", ".join(f"#{inv.seq} {dollars(inv.owed_cents)} due {inv.due_date.isoformat()}" for inv in view.overdue)
+    """The overdue invoices by sequence number, as the set-based path writes them: "#1, #3"."""
+    return ", ".join(f"#{seq}" for seq in sorted(view.overdue_seqs))
 
 
 def queue_step_emails(what, account_ids, now, views, step_dates=None):
