@@ -30,7 +30,7 @@ def dormant(app, make):
 
 def _runs(app):
     with app.app_context():
-        return db.session.scalar(select(func.count()).select_from(SweepRun))
+        return db.session.scalar(select(func.count()).select_from(SweepRun).where(SweepRun.kind != "dunning"))
 
 
 def test_preview_prints_the_counts_and_why(runner, dormant):
@@ -115,4 +115,4 @@ def test_scheduler_run_once_ticks(app, runner, dormant):
     result = runner.invoke(args=["scheduler", "run", "--once"])
     assert result.exit_code == 0, result.output
     assert f"Next sweep: {expected:%Y-%m-%d} 04:15 UTC." in result.output
-    assert "Started" not in result.output and _runs(app) == 0
+    assert "Started scheduled sweep" not in result.output and _runs(app) == 0

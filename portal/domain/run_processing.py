@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from portal.domain import audit
 from portal.domain.errors import DomainError
-from portal.domain.run_chunk import run_label
+from portal.domain.run_chunk import process_chunk as _process_chunk, run_label
 from portal.domain.runs import (EXCLUSIVE_KINDS, RunInProgress, _release_claims, chunk_processor, get_run, lock_for,
                                 progress, running_exclusive_run, selection_clause)
 from portal.extensions import db
@@ -189,8 +189,13 @@ def process_chunk(run, chunk_id, lo, hi, now=None):
 
     Returns the number of accounts changed (0 if another worker already did this chunk).
     """
-    return chunk_processor(run.kind)(run, chunk_id, lo, hi, selection_clause(run.params["selection"], run.as_of),
+    return _processor(run)(run, chunk_id, lo, hi, selection_clause(run.params["selection"], run.as_of),
                                      now or utcnow())
+
+
+def _processor(run):
+    """The chunk function of the run's kind: run_chunk's status change unless the kind registered its own."""
+    return chunk_processor(run.kind) or _process_chunk
 
 
 def _mark_running(run):
@@ -274,7 +279,7 @@ def _finish(run_id):
 def _process_chunk_with_retry(run, chunk, selected, attempts=5):
     for attempt in range(attempts):
         try:
-            return chunk_processor(run.kind)(run, *chunk, selected, utcnow())
+            return _processor(run)(run, *chunk, selected, utcnow())
         except OperationalError as exc:  # SQLite busy snapshot / PostgreSQL deadlock: the chunk rolled back
             db.session.rollback()
             if attempt == attempts - 1:

@@ -30,7 +30,6 @@ from portal.domain.errors import Conflict, DomainError, InvalidTransition, Permi
 from portal.domain.gate import may
 from portal.domain.parsing import record_id
 from portal.domain.run_chunk import ACTIONS, BY_RULE, run_label  # noqa: F401  (re-exported)
-from portal.domain.run_chunk import process_chunk as _process_chunk
 from portal.domain.suspension import validate_reason
 from portal.extensions import QUEUE_SWEEPS, db, get_queue
 from portal.models import Account, AuditEvent, SweepRun, SweepRunChunk
@@ -87,10 +86,10 @@ def register_chunk_processor(kind, process):
 
 
 def chunk_processor(kind):
-    """The function that does one chunk of a run of this kind (the status change of run_chunk by default)."""
+    """The function a kind of run registered for its chunks, or None (run_chunk's status change)."""
     if kind == "dunning" and kind not in CHUNK_PROCESSORS:
         from portal.domain.dunning import daily  # noqa: F401  (registers itself)
-    return CHUNK_PROCESSORS.get(kind, _process_chunk)
+    return CHUNK_PROCESSORS.get(kind)
 
 
 def register_selection(kind, build):
