@@ -1,9 +1,10 @@
 """Staff sessions end when idle too long (STAFF_IDLE_MINUTES) or open too long (STAFF_SESSION_HOURS).
 
 A staff member's session holds when it began and when it was last used, in seconds; each request
-checks both and notes the use. Staff are not remembered across browser restarts: a remember-me
-cookie would outlive both limits, so a staff sign-in sets none, and a staff session without a
-start (restored from such a cookie) counts as ended.
+checks both and notes the use when the last note is a minute old (or a tenth of the idle limit, if
+shorter), so the session cookie is not rewritten by every request. Staff are not remembered
+across browser restarts: a remember-me cookie would outlive both limits, so a staff sign-in sets
+none, and a staff session without a start (restored from such a cookie) counts as ended.
 """
 import math
 from datetime import datetime
@@ -49,7 +50,8 @@ def expiry_message():
     if not isinstance(seen, (int, float)) or now - seen >= minutes * 60:
         return (f"You were signed out after {_count(minutes, 'minute')} without activity. "
                 "Please sign in again.")
-    session[SEEN] = now
+    if now - seen >= min(60.0, minutes * 6):  # a tenth of the idle limit, in seconds
+        session[SEEN] = now
     return None
 
 

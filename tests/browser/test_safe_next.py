@@ -64,7 +64,7 @@ def _sign_in_with_next(page, email, target):
     with page.expect_response(lambda r: r.request.method == "POST" and urlsplit(r.url).path == "/login"):
         page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(lambda url: url != signing_in)  # a 303, or htmx following HX-Redirect
-    page.wait_for_load_state("load")
+    page.wait_for_load_state("networkidle")  # the page's own requests are done before the next sign-in
     return page.url
 
 
