@@ -15,7 +15,9 @@ BASE = date(2030, 1, 1)
 accounts = st.lists(st.tuples(
     st.sampled_from(["active", "limited", "suspended"]),  # the stored state
     st.integers(0, 3),  # the class (3: none)
-    st.lists(st.tuples(st.integers(-40, 10), st.sampled_from([0, 400, 4900]), st.sampled_from([0, 0, 300])),
+    # due dates on the classes' step days (and the days around them) as often as anywhere else
+    st.lists(st.tuples(st.one_of(st.sampled_from([-10, -9, -8, -7, -6, -5, -4, -3, -1, 0]), st.integers(-40, 10)),
+                       st.sampled_from([0, 400, 4900]), st.sampled_from([0, 0, 300])),
              max_size=4),  # invoices: due in days from the run's day, amount, paid so far
 ), min_size=1, max_size=12)
 CLASSES = [(0, 0, 1), (5, 9, 1), (None, 4, 500), (7, None, 1)]  # limit after, suspend after, least amount
@@ -37,8 +39,12 @@ def test_the_sql_path_does_what_the_calendar_says(ctx, data):
         db.session.add(cls)
         classes.append(cls)
     db.session.flush()
+    # every example also holds an account on each class's step days (and the day before and after each)
+    steps = {offset + shift for limit, suspend, _least in CLASSES for offset in (limit, suspend) if offset is not None
+             for shift in (-1, 0, 1)}
+    boundary = [("active", i, [(-offset, 4900, 0)]) for i in range(3) for offset in sorted(steps)]
     ids = []
-    for n, (status, class_index, invoices) in enumerate(data):
+    for n, (status, class_index, invoices) in enumerate(boundary + data):
         account = Account(number=f"S{Days.counter:04d}{n:03d}", name="SQL path", email="s@example.test",
                           status=status, status_source="dunning" if status != "active" else None,
                           customer_class_id=classes[class_index].id if class_index < 3 else None, settings={},
