@@ -1,7 +1,9 @@
 """A throwaway portal on 127.0.0.1 for the scanners: SQLite in a temporary folder, a private Redis, demo data.
 
-Every process it starts gets a session of its own; `stop` ends each one by its PID (and the process group
-that PID leads), SIGTERM first, SIGKILL after a grace period.
+Its processes run in `source` (python -m puts that folder first on sys.path, ahead of the editable install
+in .venv), so a clean export of a commit is served as it is. Every process it starts gets a session of its
+own; `stop` ends each one by its PID (and the process group that PID leads), SIGTERM first, SIGKILL after a
+grace period.
 """
 import os
 import secrets
@@ -59,8 +61,9 @@ def redis_binary():
 class Instance:
     """The portal's web server and its private Redis, on loopback ports, with demo data in a temporary folder."""
 
-    def __init__(self, workdir, accounts=500):
+    def __init__(self, workdir, accounts=500, source=ROOT):
         self.workdir = workdir
+        self.source = source  # the portal's code: the repository, or a clean export of a commit
         self.accounts = accounts
         self.procs = []  # (name, Popen), in start order
         self.port = None
@@ -98,8 +101,8 @@ class Instance:
     def _flask(self, *args):
         """Run a `flask ...` command on this instance; return its output, or raise InstanceFailed."""
         log = os.path.join(self.workdir, f"flask-{args[0]}.log")
-        result = subprocess.run([PORTAL_PY, "-m", "flask", *args], cwd=ROOT, env=self.env, capture_output=True,
-                                text=True, timeout=600)
+        result = subprocess.run([PORTAL_PY, "-m", "flask", *args], cwd=self.source, env=self.env,
+                                capture_output=True, text=True, timeout=600)
         with open(log, "w") as out:
             out.write(result.stdout + result.stderr)
         if result.returncode != 0:
@@ -108,7 +111,7 @@ class Instance:
 
     def _spawn(self, name, cmd, log_path, port):
         with open(log_path, "ab") as log:
-            proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env or os.environ, stdout=log,
+            proc = subprocess.Popen(cmd, cwd=self.source, env=self.env or os.environ, stdout=log,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         self.procs.append((name, proc))
         if not wait_for_port(port, proc):

@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Scan a throwaway local portal with sqlmap and wapiti, and say whether anything was found.
 
-    python3 tests/security/scan.py [--only sqlmap|wapiti] [--target NAME ...] [--accounts N] [--output DIR]
+    python3 tests/security/scan.py [--worktree] [--only sqlmap|wapiti] [--target NAME ...] [--accounts N]
+                                   [--output DIR]
     python3 tests/security/scan.py --self-check
 
-Installs sqlmap and wapiti into .venv-scan/ (tests/security/requirements.txt), starts the portal on 127.0.0.1
-(SQLite in a temporary folder, a private Redis on a free port, N demo accounts), signs in as the demo super
-admin, runs sqlmap (level 3, risk 2, a time limit per target) on the list, counts, export, bulk-confirm and
-sign-in parameters, then wapiti signed in (bounded crawl and attack times), stops every process it started
-by its PID and writes summary.json and summary.md (default folder var/security-scan/<time>/).
+Installs sqlmap and wapiti into .venv-scan/ (tests/security/requirements.txt), starts the portal of the last
+commit (a clean export of HEAD; --worktree: the working tree as it is) on 127.0.0.1 (SQLite in a temporary
+folder, a private Redis on a free port, N demo accounts), signs in as the demo super admin, runs sqlmap
+(level 3, risk 2, a time limit per target) on the list, counts, export, bulk-confirm and sign-in parameters,
+then wapiti signed in (bounded crawl and attack times), stops every process it started by its PID and writes
+summary.json and summary.md (default folder var/security-scan/<time>/).
 
 Exit status: 0 nothing found; 1 a finding (an injection, a wapiti vulnerability of medium severity or above,
 or a 500 answer from the portal); 2 the scan could not be completed. --self-check instead points both
@@ -16,11 +18,13 @@ scanners at sqlmap's bundled, deliberately vulnerable server and exits 0 only if
 """
 import argparse
 import datetime
+import io
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 
@@ -54,6 +58,7 @@ def main(argv=None):
 
 def _parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--worktree", action="store_true", help="scan the working tree instead of HEAD")
     parser.add_argument("--only", choices=("sqlmap", "wapiti"), help="run one scanner only")
     parser.add_argument("--target", action="append", help="sqlmap target(s) to run (default: all)")
     parser.add_argument("--accounts", type=int, default=500, help="demo accounts to seed (default 500)")
@@ -70,14 +75,14 @@ def scan(args, out_dir, command):
     """Set up, run the scanners, tear down; return the result (a JSON-able dict, without the verdict)."""
     started = time.monotonic()
     result = {"started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "commit": _git("rev-parse", "HEAD"), "dirty": bool(_git("status", "--porcelain", "--", "portal")),
-              "command": command}
+              "commit": _git("rev-parse", "HEAD"), "command": command}
     workdir, inst = tempfile.mkdtemp(prefix="portal-scan-"), None
     try:
         _ensure_portal_venv()
         installed = tools.ensure_tools()
         result["tools"] = tools.versions(installed)
-        inst = Instance(workdir, args.accounts)
+        result["source"], source = _source(args.worktree, workdir)
+        inst = Instance(workdir, args.accounts, source)
         inst.start()
         result["portal"] = f"{inst.url}, SQLite, {args.accounts} demo accounts, PORTAL_ENV=development"
         _, page = client.sign_in(inst.url)
@@ -109,6 +114,21 @@ def _ensure_portal_venv():
         run.ensure_venv("")
     except run.SetupFailed as exc:
         raise InstanceFailed(str(exc)) from exc
+
+
+def _source(worktree, workdir):
+    """Return (what is scanned, its folder): the working tree, or a clean export of HEAD into workdir."""
+    if worktree:
+        changed = _git("status", "--porcelain", "--", "portal", "templates", "static", "migrations")
+        return f"working tree{' with uncommitted changes' if changed else ''}", ROOT
+    export = os.path.join(workdir, "source")
+    os.makedirs(export)
+    archive = subprocess.run(["git", "archive", "--format=tar", "HEAD"], cwd=ROOT, capture_output=True)
+    if archive.returncode != 0:
+        raise InstanceFailed(f"git archive HEAD failed: {archive.stderr.decode(errors='replace')}")
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(export, filter="data")
+    return "HEAD, a clean export", export
 
 
 def _git(*args):

@@ -29,8 +29,9 @@ def verdict(result):
         for f in reports.failing_wapiti(wapiti.get("findings") or []):
             findings.append(f"wapiti: {f['severity']}: {f['category']}: {f['method']} {f['path']} "
                             f"parameter {f['parameter'] or '-'}: {f['info']}")
-    for phase, error in server_errors(result):
-        findings.append(f"500 during {phase}: {error['method']} {error['target'][:200]}: {error['exception']}")
+    for group in grouped_errors(result):
+        findings.append(f"{group['count']} answer(s) 500 during {', '.join(group['phases'])}: {group['exception']} "
+                        f"({group['where']}); e.g. {'; '.join(group['examples'])}")
     code = EXIT_FINDINGS if findings else EXIT_INCOMPLETE if incomplete else EXIT_CLEAN
     return {"exit_code": code, "findings": findings, "incomplete": incomplete}
 
@@ -43,6 +44,21 @@ def server_errors(result):
     if result.get("wapiti"):
         for error in result["wapiti"].get("server", {}).get("errors", []):
             yield "wapiti", error
+
+
+def grouped_errors(result):
+    """Return the 500s grouped by cause (exception and innermost portal frame), with a count and examples."""
+    groups = {}
+    for phase, error in server_errors(result):
+        group = groups.setdefault((error["exception"], error["where"]), {
+            "exception": error["exception"], "where": error["where"], "count": 0, "phases": [], "examples": []})
+        group["count"] += 1
+        example = f"{error['method']} {error['target'][:200]}"
+        if phase not in group["phases"]:
+            group["phases"].append(phase)
+        if len(group["examples"]) < 3 and example not in group["examples"]:
+            group["examples"].append(example)
+    return list(groups.values())
 
 
 def _points(target):
@@ -67,7 +83,7 @@ def markdown(result):
              f"- commit `{result.get('commit')}`; command `{result.get('command')}`; "
              f"{result.get('duration_s', 0):.0f} s",
              f"- tools: {', '.join(f'{k} {val}' for k, val in (result.get('tools') or {}).items()) or '-'}",
-             f"- portal: {result.get('portal', '-')}",
+             f"- portal: {result.get('source', '-')}; {result.get('portal', '-')}",
              f"- verdict: **{['clean', 'findings', 'incomplete'][v['exit_code']]}** (exit {v['exit_code']})", ""]
     lines += [f"  - finding: {f}" for f in v["findings"]] + [f"  - incomplete: {i}" for i in v["incomplete"]]
     lines += _sqlmap_section(result.get("sqlmap"))
@@ -120,14 +136,14 @@ def _wapiti_section(w):
 
 
 def _errors_section(result):
-    errors = list(server_errors(result))
+    groups = grouped_errors(result)
     lines = ["", "## 500 answers in the portal's log", ""]
-    if not errors:
+    if not groups:
         return lines + ["None."]
-    lines += ["| during | request | exception | innermost portal frame |", "|---|---|---|---|"]
-    for phase, e in errors:
-        lines.append(f"| {phase} | {e['method']} {_cell(e['target'][:200])} | {_cell(e['exception'] or '?')} | "
-                     f"{_cell(e['where'] or '?')} |")
+    lines += ["| count | during | exception | innermost portal frame | requests (up to 3) |", "|---|---|---|---|---|"]
+    for g in groups:
+        lines.append(f"| {g['count']} | {', '.join(g['phases'])} | {_cell(g['exception'] or '?')} | "
+                     f"{_cell(g['where'] or '?')} | {_cell('; '.join(g['examples']))} |")
     return lines
 
 

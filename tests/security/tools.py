@@ -125,7 +125,7 @@ def wapiti_command(tools, base_url, session, out_dir, start_paths, scan_time, at
            "-C", session.cookie, "-m", ",".join(WAPITI_MODULES),
            "-f", "json", "-o", os.path.join(out_dir, "report.json"), "-dr", "2",
            "--max-scan-time", str(scan_time), "--max-attack-time", str(attack_time),
-           "--max-files-per-dir", "8", "--max-links-per-page", "40", "-d", "5", "-t", "15",
+           "--max-files-per-dir", "5", "--max-links-per-page", "20", "-d", "5", "-t", "15",
            "--no-bugreport", "--endpoint", f"http://127.0.0.1:{dead_port}/",
            "--store-session", os.path.join(out_dir, "session"), "--store-config", os.path.join(out_dir, "config"),
            "--flush-session", "-v", "1", "-A", f"{USER_AGENT} wapiti"]
