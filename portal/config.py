@@ -65,6 +65,8 @@ class Config:
     SWEEP_PARALLEL_JOBS = int(os.environ.get("PORTAL_SWEEP_PARALLEL_JOBS", "2"))
     SCHEDULER_TICK_SECONDS = float(os.environ.get("PORTAL_SCHEDULER_TICK_SECONDS", "30"))
     PAGE_SIZE = 50
+    HOLIDAY_COUNTRY = os.environ.get("PORTAL_HOLIDAY_COUNTRY", "US")  # business days of a lift's "2 business days"
+    LIFT_MAX_DAYS = int(os.environ.get("PORTAL_LIFT_MAX_DAYS", "30"))  # how far ahead a lift may go
 
 
 class DevelopmentConfig(Config):
@@ -103,6 +105,7 @@ def load_config(app, overrides=None):
     if not app.config.get("RATELIMIT_STORAGE_URI"):
         app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"]
     _check_trusted_proxies(app)
+    _check_holiday_country(app)
     if not app.config.get("SECRET_KEY"):
         raise ConfigError(
             "SECRET_KEY is not set. Set it in the environment, for example:\n"
@@ -118,3 +121,14 @@ def _check_trusted_proxies(app):
         raise ConfigError(f"PORTAL_TRUSTED_PROXIES must be the number of reverse proxies in front of the portal "
                           f"(0 to 10); got {raw!r}.")
     app.config["TRUSTED_PROXIES"] = int(raw)
+
+
+def _check_holiday_country(app):
+    """HOLIDAY_COUNTRY must name a holiday calendar the holidays library has; store it upper-case."""
+    import holidays
+
+    country = str(app.config.get("HOLIDAY_COUNTRY") or "US").strip().upper()
+    if country not in holidays.list_supported_countries():
+        raise ConfigError(f"PORTAL_HOLIDAY_COUNTRY must be a country code the holidays library has a calendar for, "
+                          f"like US, GB or DE; got {country!r}.")
+    app.config["HOLIDAY_COUNTRY"] = country

@@ -6,11 +6,11 @@ from flask_login import current_user
 
 from portal.domain import audit, suspension
 from portal.domain.accounts import get_account
-from portal.domain.billing import open_invoices
 from portal.domain.errors import Conflict, InvalidTransition, ValidationFailed
 from portal.domain.gate import STATE_LABELS, may
 from portal.web.access import STAFF, SUPER_ADMIN, roles_required
 from portal.web.accounts import bp
+from portal.web.dunning_card import billing_context, dunning_context
 from portal.web.helpers import is_fragment_request, render
 from portal.web.safe_next import safe_next
 
@@ -18,12 +18,16 @@ CHANGES = {"suspend": suspension.suspend, "reactivate": suspension.reactivate}
 PAST = {"suspend": "suspended", "reactivate": "reactivated"}
 
 
-def _detail(account_id, block=None):
+def _detail(account_id, block=None, status=200, headers=None, **extra):
+    """Render the account page (or one of its blocks); extra context (a form's errors) goes to the template."""
     account = get_account(current_user, account_id)
-    return render("accounts/detail.html", block=block, account=account,
+    actor = current_user._get_current_object()
+    context = dict(dunning_context(actor, account), **billing_context(actor, account))
+    context.update(extra)
+    return render("accounts/detail.html", block=block, status=status, headers=headers, account=account,
                   status_actions=[a for a in suspension.actions_for(account) if may(current_user, a, account)],
                   people=[(person, may(person, "login", account)) for person in account.users],
-                  invoices=open_invoices(account.id, include_paid=True), events=audit.timeline(account.id))
+                  events=audit.timeline(account.id), **context)
 
 
 @bp.route("/<int:account_id>")

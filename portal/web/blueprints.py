@@ -2,5 +2,7 @@
 from portal.web import account_pages  # noqa: F401  (adds the one-account pages to accounts.bp)
 from portal.web import accounts, auth, home, reservations
 from portal.web import exemptions, rules, sweeps  # noqa: F401  (exemptions adds its posts to accounts.bp)
+from portal.web import account_dunning, billing, class_bulk  # noqa: F401  (their pages are on accounts.bp)
+from portal.web import classes, dunning
 
-BLUEPRINTS = [auth.bp, home.bp, accounts.bp, reservations.bp, rules.bp, sweeps.bp]
+BLUEPRINTS = [auth.bp, home.bp, accounts.bp, reservations.bp, rules.bp, sweeps.bp, classes.bp, dunning.bp]

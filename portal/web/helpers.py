@@ -51,6 +51,9 @@ STAFF_NAV = [
     {"endpoint": "cancellations.index", "label": "Cancellations", "roles": ("super_admin", "support")},
     {"endpoint": "rules.index", "label": "Rules", "roles": ("super_admin",)},
     {"endpoint": "sweeps.index", "label": "Sweeps", "roles": ("super_admin",)},
+    {"endpoint": "classes.index", "label": "Classes", "roles": ("super_admin",)},
+    {"endpoint": "dunning.upcoming", "label": "Upcoming", "roles": ("super_admin", "support")},
+    {"endpoint": "dunning.index", "label": "Dunning", "roles": ("super_admin",)},
 ]
 
 

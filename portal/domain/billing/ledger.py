@@ -15,11 +15,12 @@ from portal.domain.dunning.account_state import (after_billing, day_of, lock_acc
 from portal.domain.errors import InvalidTransition, ValidationFailed
 from portal.domain.gate import require
 from portal.domain.money import dollars, parse_amount
-from portal.domain.parsing import InvalidValue, iso_date, whole_number
+from portal.domain.parsing import InvalidValue, clean_text, iso_date, whole_number
 from portal.extensions import db
 from portal.models import Account, Invoice, Payment
 
 NOTE_MAX = 500
+REFERENCE_MAX = 100  # payments.reference
 
 
 @dataclass
@@ -139,11 +140,13 @@ def record_payment(actor, account_id, amount, invoice_seq=None, as_of=None, refe
         PaymentOutcome.
 
     Raises:
-        AccountNotFound, PermissionDenied, ValidationFailed (amount, invoice), InvalidTransition (cancelled).
+        AccountNotFound, PermissionDenied, ValidationFailed (amount, invoice, reference), InvalidTransition
+        (cancelled).
     """
     cents = amount if isinstance(amount, int) else parse_amount(amount)
     if cents <= 0:
         raise ValidationFailed({"amount": "Enter an amount above zero."})
+    reference = _reference(reference)
     now, day = moment_of(as_of), day_of(as_of)
     account = _locked(actor, "record_payment", account_id)
     if account.status == "cancelled":
@@ -174,6 +177,18 @@ def record_payment(actor, account_id, amount, invoice_seq=None, as_of=None, refe
     db.session.commit()
     notify.kick_delivery()
     return PaymentOutcome(payment.id, cents, settled, left, restored, account.status)
+
+
+def _reference(value):
+    """A payment's reference: text up to REFERENCE_MAX characters, or None."""
+    try:
+        text = clean_text(value, "The reference")
+    except InvalidValue as exc:
+        raise ValidationFailed({"reference": exc.message}) from None
+    if len(text) > REFERENCE_MAX:
+        raise ValidationFailed({"reference": f"Keep the reference to {REFERENCE_MAX} characters (it has "
+                                             f"{len(text)})."})
+    return text or None
 
 
 def _named_invoice(account, invoices, invoice_seq):
