@@ -68,6 +68,8 @@ def test_the_sql_path_does_what_the_calendar_says(ctx, data):
         account = db.session.get(Account, aid)
         assert account.status == expected, (row, facts)
         assert account.dunning_next_on == next_look(facts, day), (row, facts)
-        events = db.session.scalars(select(AuditEvent.action).where(AuditEvent.account_id == aid,
-                                                                     AuditEvent.actor_run_id == run.id)).all()
-        assert events == ([expected] if expected != row.status else [])
+        events = db.session.execute(select(AuditEvent.action, AuditEvent.reason_note).where(
+            AuditEvent.account_id == aid, AuditEvent.actor_run_id == run.id)).all()
+        assert [action for action, _note in events] == ([expected] if expected != row.status else [])
+        if events:  # the note names exactly the invoices behind it
+            assert events[0][1] == "Overdue invoices: " + ", ".join(f"#{s}" for s in sorted(view.overdue_seqs))

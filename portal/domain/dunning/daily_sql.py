@@ -56,7 +56,8 @@ def _seq_list(account_id, day):
 
         return select(func.string_agg(piece, aggregate_order_by(literal(", "), Invoice.seq))).where(where) \
             .scalar_subquery()
-    ordered = select(piece.label("s")).where(where).order_by(Invoice.seq).subquery()
+    # correlated to the outer account (SQLAlchemy does not correlate a derived table by itself)
+    ordered = select(piece.label("s")).where(where).order_by(Invoice.seq).correlate(Account).subquery()
     return select(func.group_concat(ordered.c.s, literal(", "))).scalar_subquery()
 
 
