@@ -92,7 +92,7 @@ def _attempt(account_id, kind, form, change):
         return _dialog(get_account(current_user, account_id), kind, "dunning_form", exc.status_code, form,
                        form_error=exc.message)
     account = get_account(current_user, account_id)
-    message = f"Account {account.number} ({account.name}) is now {STATE_LABELS[view.status].lower()}"
+    message = f"Account {account.number} ({account.name}) now reads “{STATE_LABELS[view.status]}”"
     if view.pending_action:
         message += f"; next: {STEP_WORDS[view.pending_action]} on {view.pending_date.isoformat()}"
     return _changed(account.id, message + ".", EVENTS[kind])
