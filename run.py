@@ -300,8 +300,8 @@ def serve():
         if os.path.exists(os.path.join(ROOT, "portal", "scheduler.py")):
             services.start("scheduler", [VENV_PY, "-m", "flask", "scheduler", "run"], env)
         port = int(os.environ.get("PORT") or (5000 if port_is_free(5000) else free_port()))
-        web = services.start("web", [VENV_PY, "-m", "flask", "run", "--host", "127.0.0.1", "--port", str(port),
-                                     "--no-reload"], env)
+        web = services.start("web", [VENV_PY, "-m", "portal.devserver", "--host", "127.0.0.1", "--port", str(port)],
+                             env)
         if not wait_for_port(port, web):
             raise SetupFailed(f"the web server did not start on port {port} (is PORT={port} taken?).")
         flask("demo", "logins", env=env)

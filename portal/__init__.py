@@ -53,13 +53,14 @@ def register_extensions(app):
 
 def register_blueprints(app):
     """Register the page blueprints, the JSON API and the error handlers."""
-    from portal.web import converters, errors, helpers
+    from portal.web import converters, errors, headers, helpers
     from portal.web.blueprints import BLUEPRINTS
 
     converters.init_app(app)  # before the routes: `<int:…>` ids are bound when a rule is added
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     errors.init_app(app)
+    headers.init_app(app)
     helpers.init_app(app)
 
 

@@ -237,6 +237,29 @@ def run_worker(app, database_url, redis_server):
 
 # ---------------------------------------------------------------- browser
 
+class CspWatch:
+    """Content-Security-Policy violations reported in any page of any browser context a test opens."""
+
+    REPORT = ("document.addEventListener('securitypolicyviolation', function (e) {"
+              " console.error('CSP violation: ' + e.violatedDirective + ' blocked ' + (e.blockedURI || 'inline')"
+              " + ' at ' + e.sourceFile + ':' + e.lineNumber); });")
+
+    def __init__(self):
+        self.violations = []
+
+    def attach(self, context):
+        context.add_init_script(script=self.REPORT)
+        context.on("console", self._console)
+        return context
+
+    def _console(self, message):
+        if "Content Security Policy" in message.text or message.text.startswith("CSP violation"):
+            self.violations.append(f"{message.page.url if message.page else '?'}: {message.text}")
+
+
+CSP_WATCH = CspWatch()
+
+
 @pytest.fixture(scope="session")
 def browser():
     if not os.path.exists(CHROMIUM):
@@ -245,8 +268,22 @@ def browser():
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        new_context = browser.new_context
+        browser.new_context = lambda *args, **kwargs: CSP_WATCH.attach(new_context(*args, **kwargs))
         yield browser
         browser.close()
+
+
+@pytest.fixture(autouse=True)
+def no_csp_violations(request):
+    """Fail a browser test on any Content-Security-Policy violation its pages report."""
+    if "browser" not in request.fixturenames:
+        yield
+        return
+    CSP_WATCH.violations.clear()
+    yield
+    if CSP_WATCH.violations:
+        pytest.fail("Content-Security-Policy violations:\n" + "\n".join(CSP_WATCH.violations), pytrace=False)
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ Routes come from `app.url_map`, so a route added later is walked too. Every view
 - GET: a role not allowed gets 403 (anonymous: redirect to sign-in); an allowed role never 403 and never 5xx.
 - POST/PUT/PATCH/DELETE: a role not allowed gets 403 (anonymous: redirect to sign-in, or 401) and the
   database and queues are exactly as before; an allowed role never 403 and never 5xx.
+- Every response carries the security headers (tests/test_headers.py: CSP, nosniff, no-store, ...).
 """
 from types import SimpleNamespace
 
@@ -21,6 +22,7 @@ from portal.models import ROLES, User
 from portal.web import staff_sessions
 from portal.web.access import CUSTOMERS, STAFF, roles_required
 from tests.conftest import CSRF_RE
+from tests.test_headers import check_security_headers
 
 ANONYMOUS = "anonymous"
 # The world's person for each role; customers belong to world.account.
@@ -188,6 +190,7 @@ def test_route_walk(app, walk_world, redis_server, route):
         else:
             response = client.open(url, method=route.method, data={"csrf_token": token})
         where = f"{route.method} {url} as {role}: {response.status_code}"
+        check_security_headers(response, where)
         if may:
             assert response.status_code != 403, where
             assert response.status_code < 500, where

@@ -194,7 +194,8 @@ def test_a_row_listens_for_its_status_change_and_refetches_itself(app, world, ac
     account_id = accounts[1]
     html = client.get("/accounts?q=blue+shop+01").get_data(as_text=True)
     row_tag = re.search(rf'<tr id="account-row-{account_id}"[^>]*>', html).group(0)
-    assert f'hx-trigger="account-status-changed[detail.id=={account_id}] from:body"' in row_tag
+    # account-status-changed {"id": N} is relayed as account-status-changed-N by portal.js (no filter: CSP)
+    assert f'hx-trigger="account-status-changed-{account_id} from:body"' in row_tag
     row_url = re.search(r'hx-get="([^"]+)"', row_tag).group(1).replace("&amp;", "&")
     token = auth.csrf_token("/accounts")
     response = client.post(f"/accounts/{account_id}/suspend", headers={**HX, "X-CSRFToken": token},

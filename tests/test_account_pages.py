@@ -83,7 +83,7 @@ def test_each_part_refetches_itself_when_the_account_status_changes(world, auth,
     body = fragment.get_data(as_text=True)
     assert fragment.status_code == 200 and "<html" not in body and "HX-Request" in fragment.headers["Vary"]
     assert body.lstrip().startswith(f'<section class="card" id="{marker}{world.account}"')
-    assert f'hx-trigger="account-status-changed[detail.id=={world.account}] from:body"' in body
+    assert f'hx-trigger="account-status-changed-{world.account} from:body"' in body  # relayed by portal.js
 
 
 # ---------------------------------------------------------------- the dialog

@@ -63,6 +63,47 @@
     }
   });
   window.portalToast = toast;
+  // The Content-Security-Policy allows no inline script, and htmx runs hx-on handlers and hx-trigger
+  // filters ("event[expression]") as script, so the few behaviours that needed them live here.
+
+  // An event about one account is sent again under a name of its own ("account-status-changed-12"),
+  // so each part of the page listens for its own account without a filter.
+  document.addEventListener("account-status-changed", function (evt) {
+    if (evt.detail && evt.detail.id != null) {
+      htmx.trigger(document.body, "account-status-changed-" + evt.detail.id, evt.detail);
+    }
+  });
+  // A form marked data-fields-changed-except sends "fields-changed" when any of its fields changes,
+  // except the one named (the search box, which sends its own requests as it is typed in).
+  document.addEventListener("change", function (evt) {
+    var form = evt.target.form;
+    if (!form || !form.hasAttribute("data-fields-changed-except")) return;
+    if (evt.target.id === form.getAttribute("data-fields-changed-except")) return;
+    htmx.trigger(form, "fields-changed");
+  });
+  // A checkbox marked data-select-all="<selector>" ticks or clears every checkbox the selector finds.
+  document.addEventListener("change", function (evt) {
+    var selector = evt.target.getAttribute && evt.target.getAttribute("data-select-all");
+    if (!selector) return;
+    document.querySelectorAll(selector).forEach(function (box) { box.checked = evt.target.checked; });
+  });
+  // Progress bars carry their value in aria-valuenow; the fill is drawn from it (a style attribute
+  // would need 'unsafe-inline' in the CSP; setting the style from script does not).
+  function drawProgress(root) {
+    root.querySelectorAll("[role=progressbar][aria-valuenow] > span").forEach(function (fill) {
+      fill.style.width = Math.max(0, Math.min(100, Number(fill.parentNode.getAttribute("aria-valuenow")) || 0)) + "%";
+    });
+  }
+  drawProgress(document);
+  document.addEventListener("htmx:load", function (evt) { drawProgress(evt.detail.elt.parentNode || document); });
+  // Back and forward reload the account list from the server (hx-history="false" on its form: a
+  // snapshot would pair the filters typed since with the old results). Quick presses of Back race;
+  // only the last one may swap.
+  var restoring = null;
+  document.addEventListener("htmx:historyCacheMiss", function (evt) {
+    if (restoring) restoring.abort();
+    restoring = evt.detail.xhr;
+  });
   // A form marked data-confirm asks before it is sent (destructive actions).
   document.addEventListener("submit", function (evt) {
     var form = evt.target;
