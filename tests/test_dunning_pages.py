@@ -531,6 +531,8 @@ def test_the_dunning_page_previews_today_and_run_now_starts_it_once(app, world, 
         assert db.session.get(Account, account_id).status == "limited"
     report = client.get(f"/sweeps/runs/{run_id}").get_data(as_text=True)
     assert "Daily dunning evaluation" in report and 'data-step="limited"' in report and "1 limited" in report
+    assert "← Dunning" in report and "Left as they were" in report
+    assert "Daily dunning" in client.get("/sweeps").get_data(as_text=True)  # the run history names it too
     again = auth.post("/dunning/run")
     body = again.get_data(as_text=True)
     assert again.status_code == 409 and "already been started" in body and f"/sweeps/runs/{run_id}" in body
