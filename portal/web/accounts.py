@@ -6,6 +6,7 @@ from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_login import current_user
 
 from portal.domain import account_search, bulk
+from portal.domain.dunning import status as dunning_status
 from portal.domain.errors import ValidationFailed
 from portal.domain.gate import STATE_LABELS
 from portal.web.access import STAFF, SUPER_ADMIN, roles_required
@@ -25,17 +26,21 @@ def list_url(args):
 ROW_ACTIONS = {"active": "Suspend…", "limited": "Change status…", "suspended": "Reactivate…"}
 
 
-def row_links(here):
-    """What every row's links share, built once per page (url_for per row is a large part of a 200-row page)."""
+def row_links(here, rows=()):
+    """What every row's links share, built once per page (url_for per row is a large part of a 200-row page).
+
+    `dunning` holds the dunning schedule's status of the rows that owe something ("Limitation pending"),
+    so the list says what the account page says.
+    """
     return {"root": url_for("accounts.index"), "next_query": "?" + urlencode({"next": here}) if here else "",
-            "labels": STATE_LABELS, "actions": ROW_ACTIONS}
+            "labels": STATE_LABELS, "actions": ROW_ACTIONS, "dunning": dunning_status.list_labels(rows)}
 
 
 def _list_context(f):
     page = account_search.list_page(f)
     here = list_url(f.args(_cursor(f)))
     return dict(filters=f, page=page, sorts=account_search.SORTS, page_sizes=account_search.PAGE_SIZES,
-                classes=account_search.class_names(), list_url=list_url, here=here, links=row_links(here),
+                classes=account_search.class_names(), list_url=list_url, here=here, links=row_links(here, page.rows),
                 can_change=current_user.role in SUPER_ADMIN, fragment=is_fragment_request(),
                 scan_budget=account_search.SCAN_BUDGET)
 
@@ -83,7 +88,8 @@ def row(account_id):
     if account is None or not is_fragment_request():
         return redirect(url_for("accounts.detail", account_id=account_id))
     return render("accounts/_row.html", account=account, classes=account_search.class_names(),
-                  can_change=current_user.role in SUPER_ADMIN, links=row_links(safe_next(request.args.get("next"))))
+                  can_change=current_user.role in SUPER_ADMIN,
+                  links=row_links(safe_next(request.args.get("next")), [account]))
 
 
 @bp.route("/export.csv")

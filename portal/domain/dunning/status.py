@@ -56,3 +56,18 @@ def next_days(facts, day, days=30):
             changes.append((current.as_of, STATE_LABELS[current.status], what))
         previous = current
     return changes
+
+
+def list_labels(rows, as_of=None):
+    """{account id: status key} for list rows that owe something (the others show their stored state).
+
+    Four queries for a page of any size (calendar.evaluate on each row that has open invoices), so the
+    list shows the same words as the account page, the CLI and the API.
+    """
+    from portal.domain.dunning.facts import load_facts
+
+    owing = [row.id for row in rows if (row.balance_cents or 0) > 0 and row.status != "cancelled"]
+    if not owing:
+        return {}
+    day = day_of(as_of)
+    return {aid: evaluate(facts, day).status for aid, (_row, facts) in load_facts(owing).items()}
