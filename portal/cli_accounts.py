@@ -40,11 +40,15 @@ def find_actor(email):
     return actor
 
 
-def _change(action, number_or_id, reason, note, actor_email):
+def _change(action, number_or_id, reason, note, actor_email, as_of=None):
+    from portal.cli_dunning import parse_day
+    from portal.domain.dunning.account_state import moment_of
+
     target = find_account(number_or_id)
     before = target.status
+    when = moment_of(parse_day(as_of)) if as_of else None
     try:
-        changed = getattr(suspension, action)(find_actor(actor_email), target.id, reason, note)
+        changed = getattr(suspension, action)(find_actor(actor_email), target.id, reason, note, now=when)
     except ValidationFailed as exc:
         raise click.ClickException(" ".join(exc.field_errors.values())) from None
     except DomainError as exc:
@@ -57,6 +61,7 @@ _options = [
     click.option("--reason", "reason", required=True, help=f"Reason category: {', '.join(REASONS)}."),
     click.option("--note", required=True, help=f"Why, up to {suspension.NOTE_MAX} characters."),
     click.option("--as", "actor_email", required=True, metavar="EMAIL", help="The super admin acting."),
+    click.option("--as-of", "as_of", default=None, metavar="DATE", help="The day taken as today (default today)."),
 ]
 
 
@@ -69,14 +74,14 @@ def _with_options(command):
 @account.command("suspend")
 @_with_options
 @with_appcontext
-def suspend_command(number_or_id, reason, note, actor_email):
+def suspend_command(number_or_id, reason, note, actor_email, as_of):
     """Suspend an account (by number or id) with a reason; its account managers are emailed."""
-    _change("suspend", number_or_id, reason, note, actor_email)
+    _change("suspend", number_or_id, reason, note, actor_email, as_of)
 
 
 @account.command("reactivate")
 @_with_options
 @with_appcontext
-def reactivate_command(number_or_id, reason, note, actor_email):
+def reactivate_command(number_or_id, reason, note, actor_email, as_of):
     """Reactivate a suspended or limited account (by number or id) with a reason."""
-    _change("reactivate", number_or_id, reason, note, actor_email)
+    _change("reactivate", number_or_id, reason, note, actor_email, as_of)

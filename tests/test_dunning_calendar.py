@@ -251,3 +251,17 @@ def test_the_commands_replay_a_calendar(app, runner, overdue_account, admin, sta
     seq = runner.invoke(args=["billing", "invoice", number, "--amount", "12.00", "--due", "2026-10-31",
                               "--as", admin.email])
     assert seq.exit_code == 0 and seq.output.strip() == "2"
+
+
+def test_suspend_and_reactivate_take_as_of(app, runner, overdue_account, admin):
+    number = db.session.get(Account, overdue_account).number
+    db.session.commit()
+    result = runner.invoke(args=["account", "suspend", number, "--reason", "other", "--note", "replay",
+                                 "--as", admin.email, "--as-of", "2026-09-03"])
+    assert result.exit_code == 0, result.output
+    changed_at = db.session.scalar(select(AuditEvent.created_at).where(AuditEvent.account_id == overdue_account,
+                                                                       AuditEvent.action == "suspended"))
+    assert changed_at.date() == day(9, 3)
+    refused = runner.invoke(args=["account", "reactivate", number, "--reason", "other", "--note", "replay",
+                                  "--as", admin.email, "--as-of", "2026-13-01"])
+    assert refused.exit_code != 0 and "2026-13-01" in refused.output
