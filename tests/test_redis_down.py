@@ -4,6 +4,8 @@ import logging
 import os
 import re
 import signal
+import subprocess
+import time
 from datetime import datetime
 
 import pytest
@@ -16,7 +18,7 @@ from portal.domain.background import BackgroundUnavailable
 from portal.extensions import db
 from portal.models import Account, AuditEvent, SuspensionRule, SweepRun, SweepRunChunk, SweepSchedule, User
 from tests.conftest import CSRF_RE, _config
-from tests.services import RedisServer, ServiceUnavailable, free_port
+from tests.services import RedisServer, ServiceUnavailable, _wait_for_port, free_port
 
 UNAVAILABLE = "Background work is unavailable right now"
 OLD = datetime(2022, 1, 1)
@@ -91,6 +93,31 @@ def test_sign_in_keeps_working_on_a_per_process_limit_when_redis_stops(app, clie
     assert refused.status_code == 429
     assert re.search(r"Please wait \d+ seconds? and try again", refused.get_data(as_text=True))
     assert auth.login(world.admin.email).status_code == 303  # another email still signs in
+
+
+def test_the_limits_go_back_to_redis_once_it_answers_again(client, world, private_redis, caplog):
+    caplog.set_level(logging.INFO, logger="flask-limiter")
+    kill(private_redis)
+    assert _sign_in(client, world.admin.email, "wrong").status_code == 422  # counted in memory
+    binary = private_redis.proc.args[0]
+    back = subprocess.Popen([binary, "--port", str(private_redis.port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", private_redis.dir], stdout=subprocess.DEVNULL)
+    try:
+        _wait_for_port(private_redis.port, proc=back)
+        redis = Redis.from_url(private_redis.url)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not redis.keys("LIMITS:*"):
+            time.sleep(0.5)
+            # Flask-Limiter looks at its storage again after 1, 2, 4 ... seconds; each guess is another email
+            page = client.get("/login")
+            token = CSRF_RE.search(page.get_data(as_text=True)).group(1)
+            client.post("/login", data={"email": f"x{time.monotonic_ns()}@example.test", "password": "x",
+                                        "csrf_token": token})
+        assert redis.keys("LIMITS:*"), "the limiter never went back to Redis"
+        assert "Rate limit storage recovered" in caplog.text
+    finally:
+        back.terminate()
+        back.wait(10)
 
 
 @pytest.mark.parametrize("app_config", [{"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
