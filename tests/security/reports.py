@@ -190,8 +190,9 @@ def _exception_line(block):
 
 
 def _innermost_portal_frame(block):
+    """Return the last traceback frame in the portal's code, its path from the repository root."""
     frames = [line.strip() for line in block if line.strip().startswith("File ") and "/portal/" in line]
-    return frames[-1] if frames else None
+    return re.sub(r'^File "[^"]*?/(portal/[^"]+)"', r'File "\1"', frames[-1]) if frames else None
 
 
 # ---------------------------------------------------------------- helpers
