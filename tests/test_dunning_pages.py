@@ -133,7 +133,8 @@ def test_a_class_is_edited_with_errors_at_the_field(app, world, auth, client, st
     assert 'value="15"' in form and 'value="0.01"' in form
     refused = auth.post(f"/classes/{standard}", {"name": "", "limit_after_days": "abc"}, htmx=True)
     assert refused.status_code == 422 and "Give the class a name" in refused.get_data(as_text=True)
-    saved = auth.post(f"/classes/{standard}", {"name": "Standard", "limit_after_days": "10", "suspend_after_days": "20"})
+    saved = auth.post(f"/classes/{standard}", {"name": "Standard", "limit_after_days": "10",
+                                               "suspend_after_days": "20"})
     assert saved.status_code == 303
     with app.app_context():
         assert db.session.get(CustomerClass, standard).limit_after_days == 10
@@ -513,7 +514,7 @@ def test_upcoming_says_so_when_nothing_is_coming(app, world, auth, client):
 
 def test_the_dunning_page_previews_today_and_run_now_starts_it_once(app, world, make, auth, client, standard):
     account_id = overdue(app, world, standard, 0)
-    with app.app_context():  # an account due a look today: 16 days overdue, not yet limited (the step waits for the run)
+    with app.app_context():  # due a look today: 16 days overdue, not limited yet (the step waits for the run)
         account = db.session.get(Account, account_id)
         db.session.execute(Invoice.__table__.update().where(Invoice.account_id == account_id)
                            .values(due_date=today() - timedelta(days=16)))

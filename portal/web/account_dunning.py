@@ -22,7 +22,7 @@ from portal.web.dunning_card import dunning_context
 from portal.web.helpers import is_fragment_request, render
 
 REASON_FIELDS = ("reason_category", "reason_note", "version")
-STEP_WORDS = {"limitation": "limitation", "suspension": "suspension", "reapply": "restriction again"}
+STEP_WORDS = {"limitation": "limitation", "suspension": "suspension", "reapply": "the restriction applies again"}
 
 
 @bp.route("/<int:account_id>/dunning")
@@ -113,7 +113,8 @@ def _changed(account_id, message, event):
     return response
 
 
-EVENTS = {"reschedule": "account-rescheduled", "change_status": "account-lifted", "cancel_dates": "account-dates-cancelled"}
+EVENTS = {"reschedule": "account-rescheduled", "change_status": "account-lifted",
+          "cancel_dates": "account-dates-cancelled"}
 
 
 @bp.route("/<int:account_id>/reschedule")

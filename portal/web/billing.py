@@ -54,5 +54,6 @@ def add_invoice(account_id):
         return _detail(account_id, block="billing", status=409, invoice_form=form, billing_error=exc.message)
     message = f"Invoice #{invoice.seq} of ${invoice.amount_cents / 100:,.2f} added, due {invoice.due_date.isoformat()}."
     if invoice.paid_cents:
-        message += f" ${invoice.paid_cents / 100:,.2f} of credit settled it{' in full' if invoice.paid_at else ' in part'}."
+        how = "in full" if invoice.paid_at else "in part"
+        message += f" ${invoice.paid_cents / 100:,.2f} of credit settled it {how}."
     return _answer(account_id, "invoice-added", message)

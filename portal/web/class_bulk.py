@@ -11,8 +11,8 @@ from portal.web.accounts import bp
 from portal.web.helpers import is_fragment_request, redirect_after_post, render
 from portal.web.safe_next import safe_next
 
-SCOPE_MESSAGE = ("“Set class…” works on ticked accounts only (up to 1,000 at a time): choose “Ticked accounts” and "
-                 "tick the ones to move.")
+SCOPE_MESSAGE = ("“Set class…” works on ticked accounts only (up to 1,000 at a time): choose “Ticked accounts” "
+                 "and tick the ones to move.")
 
 
 def _form():
