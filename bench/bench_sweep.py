@@ -109,7 +109,7 @@ def raw_statement(url, with_audit):
     from sqlalchemy import and_, insert, literal, select, update
 
     from portal.domain import rules as rules_domain
-    from portal.domain.run_chunk import BY_RULE, reason_expression
+    from portal.domain.runs.chunk import BY_RULE, reason_expression
     from portal.extensions import db
     from portal.models import Account, AuditEvent
     from portal.timeutil import utcnow

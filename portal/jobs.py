@@ -15,8 +15,9 @@ def deliver_outbox():
 
 
 def process_run(run_id):
-    """Work on a sweep, bulk or undo run's chunks (several of these jobs may share one run)."""
+    """Work on a sweep, bulk, undo or dunning run's chunks (several of these jobs may share one run)."""
     from portal.domain import runs
+    from portal.domain.dunning import daily  # noqa: F401  (registers the dunning run's selection and chunks)
 
     from rq import get_current_job
 

@@ -8,7 +8,7 @@ import click
 import pytest
 from sqlalchemy import delete, func, select
 
-from portal import cli_dunning
+from portal.cli import common as cli_common
 from portal.domain import account_search as search
 from portal.domain import sweeps
 from portal.domain.billing import ledger
@@ -274,4 +274,4 @@ def test_billing_and_dunning_read_their_input_the_same_way(ctx, site, make, call
 @pytest.mark.parametrize("text", ["9999-12-31", "0001-01-01", "²", "2026-02-30"])
 def test_the_dunning_commands_days_are_iso_dates_in_range(text):
     with pytest.raises(click.BadParameter, match="use a date such as"):
-        cli_dunning.parse_day(text)
+        cli_common.parse_day(text)

@@ -13,7 +13,8 @@ from redis import Redis
 from sqlalchemy import delete, func, select
 
 from portal import create_app
-from portal.domain import run_processing, runs, schedule, sweeps
+from portal.domain import runs, schedule, sweeps
+from portal.domain.runs import processing as run_processing
 from portal.domain.background import BackgroundUnavailable
 from portal.extensions import db
 from portal.models import Account, AuditEvent, SuspensionRule, SweepRun, SweepRunChunk, SweepSchedule, User

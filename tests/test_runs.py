@@ -153,7 +153,7 @@ def test_a_sweep_worker_picks_up_a_run_left_with_no_job(app, population, run_wor
 def test_one_worker_works_on_chunks_over_two_connections(ctx, population, monkeypatch):
     import threading
 
-    from portal.domain import run_processing
+    from portal.domain.runs import processing as run_processing
 
     real, both_in = run_processing._process_chunk, threading.Barrier(2, timeout=20)
     seen = set()
@@ -181,7 +181,7 @@ def test_a_failing_connection_fails_the_run_and_stops_the_other(ctx, population,
     import threading
     import time
 
-    from portal.domain import run_processing
+    from portal.domain.runs import processing as run_processing
 
     real, failed = run_processing._process_chunk, threading.Event()
     after_failure = []
@@ -211,7 +211,7 @@ def test_a_failing_connection_fails_the_run_and_stops_the_other(ctx, population,
 
 
 def test_extra_connections_keep_to_the_limit_of_chunks_in_hand(ctx, population):
-    from portal.domain import run_processing
+    from portal.domain.runs import processing as run_processing
 
     run = _start(population, chunk_size=1)
     first = run_processing._claim_chunk(run.id, "worker-a", 120)

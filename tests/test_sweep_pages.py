@@ -4,7 +4,8 @@ from datetime import date, datetime
 import pytest
 from sqlalchemy import delete, func, select
 
-from portal.domain import run_processing, runs, sweeps
+from portal.domain import runs, sweeps
+from portal.domain.runs import processing as run_processing
 from portal.extensions import db
 from portal.models import Account, AuditEvent, SuspensionRule, SweepRun, SweepSchedule
 

@@ -5,7 +5,8 @@ import pytest
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from portal.domain import exemptions, run_processing, runs, suspension, sweeps
+from portal.domain import exemptions, runs, suspension, sweeps
+from portal.domain.runs import processing as run_processing
 from portal.domain.errors import InvalidTransition, PermissionDenied, ValidationFailed
 from portal.domain.gate import may
 from portal.extensions import db

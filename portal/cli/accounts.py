@@ -1,49 +1,17 @@
 """`flask account suspend|reactivate`: thin click wrappers over portal.domain.suspension."""
 import click
 from flask.cli import with_appcontext
-from sqlalchemy import func, select
 
+from portal.cli.common import find_account, find_actor, parse_day
 from portal.domain import suspension
+from portal.domain.dunning.account_state import moment_of
 from portal.domain.errors import DomainError, ValidationFailed
 from portal.domain.gate import REASONS, STATE_LABELS
-from portal.domain.parsing import InvalidValue, clean_text, record_id
-from portal.extensions import db
-from portal.models import Account, User
 
 account = click.Group("account", help="Suspend or reactivate one account, with a reason (as a super admin).")
 
 
-def find_account(number_or_id):
-    """Return the account whose number (as typed or upper-case) or id is given, or raise a click error."""
-    text = _clean(number_or_id, "The account number or id")
-    found = db.session.scalar(select(Account).where(Account.number.in_({text, text.upper()})))  # unique index
-    if found is None and record_id(text) is not None:
-        found = db.session.get(Account, record_id(text))
-    if found is None:
-        raise click.ClickException(f"No account with number or id {text!r}.")
-    return found
-
-
-def _clean(text, what):
-    """The argument as text the database can take, or a click error naming the character it cannot."""
-    try:
-        return clean_text(text, what)
-    except InvalidValue as exc:
-        raise click.ClickException(exc.message) from None
-
-
-def find_actor(email):
-    """Return the user signing the action, or raise a click error."""
-    actor = db.session.scalar(select(User).where(func.lower(User.email) == _clean(email, "The email").lower()))
-    if actor is None:
-        raise click.ClickException(f"No user with email {email!r}.")
-    return actor
-
-
 def _change(action, number_or_id, reason, note, actor_email, as_of=None):
-    from portal.cli_dunning import parse_day
-    from portal.domain.dunning.account_state import moment_of
-
     target = find_account(number_or_id)
     before = target.status
     when = moment_of(parse_day(as_of)) if as_of else None

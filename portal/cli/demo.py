@@ -1,25 +1,11 @@
-"""`flask ...` commands: thin click wrappers over the domain."""
+"""`flask demo seed|logins` and `flask outbox-deliver`."""
 import click
 from flask.cli import with_appcontext
 
 from portal import seed as seed_module
-from portal.cli_accounts import account
-from portal.cli_dunning import COMMANDS as DUNNING_COMMANDS
-from portal.cli_sweeps import scheduler, sweep
-from portal.domain.parsing import InvalidValue, iso_datetime
+from portal.cli.common import parse_as_of
 
 demo = click.Group("demo", help="Demo data.")
-
-
-def parse_as_of(value):
-    """Parse an --as-of value (ISO date or date-time, UTC)."""
-    if value is None:
-        return None
-    try:
-        return iso_datetime(value)
-    except InvalidValue:
-        raise click.BadParameter("use an ISO date such as 2026-11-22 or 2026-11-22T08:00 (YYYY-MM-DD, optionally "
-                                 "THH:MM, UTC; years 1900 to 2200)") from None
 
 
 @demo.command("seed")
@@ -71,5 +57,3 @@ def outbox_deliver():
     sent, failed = deliver_pending()
     click.echo(f"Sent {sent}, failed {failed}.")
 
-
-COMMANDS = [demo, outbox_deliver, account, sweep, scheduler, *DUNNING_COMMANDS]

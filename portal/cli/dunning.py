@@ -10,31 +10,14 @@ import json
 import click
 from flask.cli import with_appcontext
 
-from portal.cli_accounts import account, find_account, find_actor
-from portal.domain.errors import DomainError, ValidationFailed
+from portal.cli.accounts import account
+from portal.cli.common import fail, find_account, find_actor, parse_day
+from portal.domain.errors import DomainError
 from portal.domain.gate import REASONS
-from portal.domain.parsing import InvalidValue, iso_datetime
 
 class_group = click.Group("class", help="Customer classes: when overdue accounts are limited and suspended.")
 billing = click.Group("billing", help="Invoices, payments and write-offs.")
 dunning = click.Group("dunning", help="The daily dunning evaluation (runs on the sweeps queue).")
-
-
-def parse_day(value, name="--as-of"):
-    """A date typed as YYYY-MM-DD (a date-time is cut to its day); None stays None."""
-    if value is None:
-        return None
-    try:
-        return iso_datetime(value).date()
-    except InvalidValue:
-        raise click.BadParameter(f"use a date such as 2026-09-15 (got {value!r})", param_hint=name) from None
-
-
-def fail(exc):
-    """Turn a domain error into a one-line command error (exit 1)."""
-    if isinstance(exc, ValidationFailed):
-        raise click.ClickException(" ".join(exc.field_errors.values()) or exc.message)
-    raise click.ClickException(exc.message)
 
 
 AS_OF = click.option("--as-of", "as_of", default=None, metavar="DATE", help="The day taken as today (default today).")
@@ -277,7 +260,7 @@ def _actor(email):
 @with_appcontext
 def dunning_run_command(as_of, wait):
     """Start the day's dunning evaluation on the sweeps queue and follow it to its report."""
-    from portal.cli_sweeps import _follow
+    from portal.cli.sweeps import _follow
     from portal.domain.dunning.daily import start_daily_run
 
     try:
@@ -305,5 +288,3 @@ def dunning_preview_command(as_of):
         click.echo(f"  {item['number']}  {item['name']}: {item['change']} (invoices "
                    f"{', '.join(f'#{s}' for s in item['invoices'])})")
 
-
-COMMANDS = [class_group, billing, dunning]

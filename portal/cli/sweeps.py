@@ -6,28 +6,15 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from portal.cli.common import fail as _fail, parse_as_of
 from portal.domain import runs, sweeps
-from portal.domain.errors import DomainError, ValidationFailed
+from portal.domain.errors import DomainError
 from portal.domain.gate import REASONS
 from portal.extensions import db
 
 sweep = click.Group("sweep", help="Preview, run, follow, undo and resume sweeps (runs go through RQ's sweeps queue).")
 scheduler = click.Group("scheduler", help="The recurring sweep's scheduler.")
 REASON_CHOICES = click.Choice([sweeps.BY_RULE, *REASONS])
-
-
-def parse_as_of(value):
-    """Parse an --as-of value (the same format as `flask demo seed --as-of`)."""
-    from portal.cli import parse_as_of as parse
-
-    return parse(value)
-
-
-def _fail(exc):
-    """Turn a domain error into a one-line command error (exit 1)."""
-    if isinstance(exc, ValidationFailed):
-        raise click.ClickException(" ".join(exc.field_errors.values()) or exc.message)
-    raise click.ClickException(exc.message)
 
 
 def _echo_preview(result):
@@ -144,8 +131,7 @@ def _follow(run_id, wait, poll=0.5):
                 bar.update(state["chunks_done"] - shown)
                 shown = state["chunks_done"]
                 if not interactive:  # a log, not a terminal: one line per step instead of a bar
-                    click.echo(f"  {shown}/{state['chunks']} chunks, {state['changed']:,} "
-                               f"{'suspended' if state['action'] == 'suspend' else 'reactivated'} so far")
+                    click.echo(f"  {shown}/{state['chunks']} chunks, {state['changed']:,} {_verb(state)} so far")
             if not hinted and state["status"] == "queued" and time.monotonic() - started > 10:
                 click.echo("\nWaiting for a sweep worker: start one with `python worker.py sweeps`.", err=True)
                 hinted = True
@@ -156,8 +142,12 @@ def _follow(run_id, wait, poll=0.5):
                                    f"`flask sweep resume {run_id}`.")
 
 
+def _verb(state):
+    return {"suspend": "suspended", "reactivate": "reactivated"}.get(state["action"], "changed")
+
+
 def _report(state):
-    verb = "suspended" if state["action"] == "suspend" else "reactivated"
+    verb = _verb(state)
     click.echo(f"{state['label']}: {state['status']}")
     click.echo(f"  matched  {state['matched']:,}")
     click.echo(f"  {verb:<8} {state['changed']:,}")

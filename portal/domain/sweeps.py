@@ -15,7 +15,7 @@ from portal.domain.gate import may
 from portal.domain.parsing import InvalidValue, clean_text, money_cents, record_id, whole_number
 from portal.domain.preview import preview as _preview
 from portal.domain.rules import RULE_FIELDS, describe, snapshot
-from portal.domain.run_chunk import BY_RULE, rule_reason
+from portal.domain.runs.chunk import BY_RULE, rule_reason
 from portal.extensions import db
 from portal.models import SuspensionRule, SweepRun, User
 from portal.timeutil import utcnow
@@ -232,7 +232,7 @@ def start_cleanup(actor, reason_category=BY_RULE, reason_note=None, confirm_coun
     now = now or utcnow()
     rules = enabled_rules()
     selection = {"type": "rules", "rules": rules}
-    runs._validate_reason(reason_category, reason_note, selection)  # bad input fails before the count
+    runs.validate_run_reason(reason_category, reason_note, selection)  # bad input fails before the count
     if not rules:
         raise ValidationFailed({"rules": "No rule is enabled: enable or add a rule first."})
     busy = runs.running_exclusive_run()

@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import insert, select, update
 
-from portal.domain import audit, notify, runs
+from portal.domain import notify, runs
 from portal.domain.dunning import daily_sql
 from portal.domain.dunning.account_state import day_of, moment_of
 from portal.domain.dunning.calendar import RANK, evaluate, next_look, warning_due
@@ -186,6 +186,12 @@ def _write_next_looks(plan, changed):
                                .values(dunning_next_on=next_day).execution_options(synchronize_session=False))
 
 
+def due_a_look(selection, as_of):  # noqa: ARG001
+    """The accounts a day's run looks at: those whose next look is due on its day (a partial index)."""
+    return Account.dunning_next_on <= date.fromisoformat(selection["day"])
+
+
+runs.register_selection("dunning", due_a_look, by_candidates=True)
 runs.register_chunk_processor("dunning", process_chunk)
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import (Column, Date, Integer, MetaData, String, Table, and_, ca
                         null, or_, select, text, update)
 from sqlalchemy.schema import CreateTable
 
-from portal.domain.run_emails import _concat
+from portal.domain.runs.emails import _concat
 from portal.extensions import db
 from portal.models import Account, AuditEvent, CustomerClass, Invoice, OutboxEmail, ScheduleOverride, User
 

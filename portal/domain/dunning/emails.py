@@ -5,7 +5,6 @@ so a daily run that limits 50,000 accounts queues their emails in one INSERT.
 from flask import current_app
 from sqlalchemy import insert, select
 
-from portal.domain.money import dollars
 from portal.extensions import db
 from portal.models import Account, OutboxEmail, User
 

@@ -17,7 +17,7 @@ from sqlalchemy import (Column, DateTime, Integer, MetaData, String, Table, and_
 from sqlalchemy.schema import CreateTable
 
 from portal.domain.rules import rule_clause
-from portal.domain.run_emails import BY_RULE, OUTBOX_COLUMNS, email_rows
+from portal.domain.runs.emails import BY_RULE, OUTBOX_COLUMNS, email_rows
 from portal.extensions import db
 from portal.models import Account, AuditEvent, OutboxEmail, SweepRun, SweepRunChunk
 

@@ -3,7 +3,7 @@
 On PostgreSQL a worker works on SWEEP_CONNECTIONS chunks at a time, each over its own connection
 (on SQLite, which has one writer, on one). Chunks claimed by another live worker are left to it; a
 chunk whose claim is older than SWEEP_CHUNK_STALE_SECONDS (its worker was killed) is claimed again.
-Each chunk is one transaction (portal.domain.run_chunk). A run that fails records why and gives its
+Each chunk is one transaction (portal.domain.runs.chunk). A run that fails records why and gives its
 chunks back; resuming it, or RQ's retry, carries on where it stopped.
 """
 import logging
@@ -19,9 +19,9 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from portal.domain import audit
 from portal.domain.errors import DomainError
-from portal.domain.run_chunk import process_chunk as _process_chunk, run_label
-from portal.domain.runs import (EXCLUSIVE_KINDS, RunInProgress, _release_claims, chunk_processor, get_run, lock_for,
-                                progress, running_exclusive_run, selection_clause)
+from portal.domain.runs.chunk import process_chunk as _process_chunk, run_label
+from portal.domain.runs.starting import (EXCLUSIVE_KINDS, RunInProgress, _release_claims, chunk_processor,
+                                         get_run, lock_for, progress, running_exclusive_run, selection_clause)
 from portal.extensions import db
 from portal.models import SweepRun, SweepRunChunk
 from portal.timeutil import utcnow
@@ -136,7 +136,7 @@ class _Helper(threading.Thread):
 class _Checkpointer(threading.Thread):
     """SQLite: copy the write-ahead log into the database while a run writes, on a connection of its own.
 
-    The chunks' connection checkpoints rarely (run_chunk: checkpointing there would stop the writing for
+    The chunks' connection checkpoints rarely (runs.chunk: checkpointing there would stop the writing for
     a copy and two fsyncs every few chunks); this thread copies what the committed chunks wrote while
     the next chunk is being written, so little is left to copy when the run ends (_sqlite_checkpoint).
     """
@@ -194,7 +194,7 @@ def process_chunk(run, chunk_id, lo, hi, now=None):
 
 
 def _processor(run):
-    """The chunk function of the run's kind: run_chunk's status change unless the kind registered its own."""
+    """The chunk function of the run's kind: runs.chunk's status change unless the kind registered its own."""
     return chunk_processor(run.kind) or _process_chunk
 
 
@@ -211,7 +211,7 @@ def _mark_running(run):
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        raise RunInProgress(running_exclusive_run(lock_for(run.kind))) from None
+        raise RunInProgress(running_exclusive_run(lock_for(run.kind)), lock_for(run.kind)) from None
     db.session.refresh(run)
 
 

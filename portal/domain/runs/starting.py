@@ -1,7 +1,7 @@
 """The set-based run engine: suspend or reactivate every account a selection picks, in chunks.
 
 A run covers the account id range that existed when it started, cut into chunks. Workers claim
-chunks; each chunk is one transaction (portal.domain.run_chunk) that compare-and-sets the accounts'
+chunks; each chunk is one transaction (portal.domain.runs.chunk) that compare-and-sets the accounts'
 status, writes one audit event per changed account, queues the managers' emails, and marks the chunk
 done. A killed worker's chunk rolls back and is claimed again once its claim is older than
 SWEEP_CHUNK_STALE_SECONDS, so every account changes once, with one event and one email. Any number
@@ -29,7 +29,7 @@ from portal.domain.background import BackgroundUnavailable, require_queue
 from portal.domain.errors import Conflict, DomainError, InvalidTransition, PermissionDenied, ValidationFailed
 from portal.domain.gate import may
 from portal.domain.parsing import record_id
-from portal.domain.run_chunk import ACTIONS, BY_RULE, run_label  # noqa: F401  (re-exported)
+from portal.domain.runs.chunk import ACTIONS, BY_RULE, run_label  # noqa: F401  (re-exported)
 from portal.domain.suspension import validate_reason
 from portal.extensions import QUEUE_SWEEPS, db, get_queue
 from portal.models import Account, AuditEvent, SweepRun, SweepRunChunk
@@ -43,6 +43,7 @@ LOCK = "sweep"
 LOCKS = {"dunning": "dunning"}  # the daily dunning run is exclusive among its own kind, not with sweeps
 RUN_ACTIONS = tuple(ACTIONS) + ("evaluate",)  # evaluate: the dunning schedule decides per account
 CHUNK_PROCESSORS = {}
+CANDIDATE_CHUNKED = set()
 ACTIVE_STATUSES = ("queued", "running")
 TRIGGER_ACTORS = {"schedule": "Schedule", "cli": "Command line"}
 SELECTIONS = {}
@@ -60,17 +61,22 @@ class RunNotFound(DomainError):
 class RunInProgress(Conflict):
     """Another clean-up, recurring sweep or undo is queued or running; only one at a time."""
 
-    def __init__(self, run_id=None):
+    def __init__(self, run_id=None, lock=LOCK):
         which = f"Run #{run_id} is" if run_id else "Another run is"
-        super().__init__(f"{which} still in progress. Only one clean-up, sweep or undo runs at a time: "
+        what = "daily dunning run" if lock == "dunning" else "clean-up, sweep or undo"
+        super().__init__(f"{which} still in progress. Only one {what} runs at a time: "
                          "wait for it to finish (or resume it if it failed). Nothing was started.", run_id=run_id)
 
 
 class PeriodAlreadyRun(Conflict):
-    """The recurring sweep of this period has already been started."""
+    """The recurring sweep of this period (or the dunning run of this day) has already been started."""
 
     def __init__(self, period_key):
-        super().__init__(f"The sweep of period {period_key} has already run.", period_key=period_key)
+        if str(period_key).startswith("dunning:"):
+            message = f"The dunning run of {period_key.split(':', 1)[1]} has already been started (one run per day)."
+        else:
+            message = f"The sweep of period {period_key} has already run."
+        super().__init__(message, period_key=period_key)
 
 
 def lock_for(kind):
@@ -87,14 +93,18 @@ def register_chunk_processor(kind, process):
 
 def chunk_processor(kind):
     """The function a kind of run registered for its chunks, or None (run_chunk's status change)."""
-    if kind == "dunning" and kind not in CHUNK_PROCESSORS:
-        from portal.domain.dunning import daily  # noqa: F401  (registers itself)
     return CHUNK_PROCESSORS.get(kind)
 
 
-def register_selection(kind, build):
-    """Register build(selection, as_of) -> SQL condition over accounts, for selections of this type."""
+def register_selection(kind, build, by_candidates=False):
+    """Register build(selection, as_of) -> SQL condition over accounts, for selections of this type.
+
+    by_candidates: cut the run's chunks where the selected accounts are (for a selection read through an
+    index that picks few accounts out of many), instead of by id ranges over every account.
+    """
     SELECTIONS[kind] = build
+    if by_candidates:
+        CANDIDATE_CHUNKED.add(kind)
 
 
 def _rules_selection(selection, as_of):
@@ -109,17 +119,9 @@ def _undo_selection(selection, as_of):  # noqa: ARG001
     return Account.suspended_by_run_id == int(selection["run_id"])
 
 
-def _dunning_selection(selection, as_of):  # noqa: ARG001
-    """The accounts the daily dunning run looks at: those whose next look is due on its day."""
-    from datetime import date
-
-    return Account.dunning_next_on <= date.fromisoformat(selection["day"])
-
-
 register_selection("rules", _rules_selection)
 register_selection("ids", _ids_selection)
 register_selection("undo", _undo_selection)
-register_selection("dunning", _dunning_selection)
 
 
 def selection_clause(selection, as_of):
@@ -170,15 +172,15 @@ def start_run(actor, kind, action, selection, reason_category, reason_note, as_o
     _require_permission(actor)
     if kind not in KINDS or action not in RUN_ACTIONS:
         raise ValidationFailed({"kind": "Unknown kind of run."})
-    category, note = _validate_reason(reason_category, reason_note, selection)
+    category, note = validate_run_reason(reason_category, reason_note, selection)
     now = now or utcnow()
     as_of = as_of or now
     selection_clause(selection, as_of)  # refuse a bad selection before anything is stored
     lock = lock_for(kind)
-    if lock and (busy := running_exclusive_run(lock)) is not None:
-        raise RunInProgress(busy)
     if period_key and db.session.scalar(select(SweepRun.id).where(SweepRun.period_key == period_key)):
         raise PeriodAlreadyRun(period_key)
+    if lock and (busy := running_exclusive_run(lock)) is not None:
+        raise RunInProgress(busy, lock)
     if enqueue:
         require_queue()
     run = SweepRun(kind=kind, action=action, status="queued", as_of=as_of, trigger=trigger,
@@ -205,7 +207,7 @@ def start_run(actor, kind, action, selection, reason_category, reason_note, as_o
     return run
 
 
-def _validate_reason(category, note, selection):
+def validate_run_reason(category, note, selection):
     """A reason of gate.REASONS, or BY_RULE for a rules run (non-payment or inactivity per account)."""
     if category == BY_RULE and isinstance(selection, dict) and selection.get("type") == "rules":
         return BY_RULE, validate_reason("other", note)[1]
@@ -222,14 +224,14 @@ def _require_permission(actor):
 def _start_conflict(period_key, lock=LOCK):
     if period_key and db.session.scalar(select(SweepRun.id).where(SweepRun.period_key == period_key)):
         return PeriodAlreadyRun(period_key)
-    return RunInProgress(running_exclusive_run(lock or LOCK))
+    return RunInProgress(running_exclusive_run(lock or LOCK), lock or LOCK)
 
 
 def _add_chunks(run, selection):
     """Cut the run's id range into chunks; explicit ids, or an undo's audit trail, narrow the range first."""
     column, where = Account.id, []
-    if selection.get("type") == "dunning":
-        return _add_candidate_chunks(run, _dunning_selection(selection, None))
+    if selection.get("type") in CANDIDATE_CHUNKED:
+        return _add_candidate_chunks(run, selection_clause(selection, run.as_of))
     if selection.get("type") == "ids":
         where = [_ids_selection(selection, None)]
     elif selection.get("type") == "undo":  # the accounts the run suspended, from the audit index
@@ -393,7 +395,7 @@ def resume_run(actor, run_id):
         db.session.flush()
     except IntegrityError:
         db.session.rollback()
-        raise RunInProgress(running_exclusive_run(lock_for(run.kind) or LOCK)) from None
+        raise RunInProgress(running_exclusive_run(lock_for(run.kind) or LOCK), lock_for(run.kind) or LOCK) from None
     _release_claims(run.id, commit=False)  # the admin says it is stuck: don't wait for claims to go stale
     if not enqueue_run(run.id):  # its job first, then the commit: a queued run always has one
         db.session.rollback()
@@ -415,18 +417,3 @@ def _release_claims(run_id, worker_name=None, commit=True):
     db.session.execute(query.values(claimed_at=None, claimed_by=None))
     if commit:
         db.session.commit()
-
-
-# The RQ job's side lives in run_processing (which imports this module); these forward to it.
-def process_run(run_id, *args, **kwargs):
-    """Work on a run's chunks until none is left to claim (see run_processing.process_run)."""
-    from portal.domain import run_processing
-
-    return run_processing.process_run(run_id, *args, **kwargs)
-
-
-def process_chunk(run, *args, **kwargs):
-    """Apply a run to one chunk in one transaction (see run_processing.process_chunk)."""
-    from portal.domain import run_processing
-
-    return run_processing.process_chunk(run, *args, **kwargs)
