@@ -70,7 +70,7 @@ def process_chunk(run, chunk_id, lo, hi, selected, now):
         return 0
     day = date.fromisoformat(run.params["selection"]["day"])
     daily_sql.settings_for_chunk()
-    query = select(Account.id).where(Account.id >= lo, Account.id < hi, selected)
+    query = daily_sql.candidates(lo, hi, selected)
     if db.engine.dialect.name == "postgresql":
         query = query.with_for_update()  # a payment for one of them waits for this chunk, then sees its result
     ids = list(db.session.scalars(query))

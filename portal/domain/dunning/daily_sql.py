@@ -13,11 +13,14 @@ from sqlalchemy import (Column, Date, Integer, MetaData, String, Table, and_, ca
                         null, or_, select, text, update)
 from sqlalchemy.schema import CreateTable
 
+from portal.domain.account_search import keyset  # noqa: F401  (renders SQLite's INDEXED BY hints)
+from portal.domain.runs.chunk import _sqlite_bulk_settings
 from portal.domain.runs.emails import _concat
 from portal.extensions import db
 from portal.models import Account, AuditEvent, CustomerClass, Invoice, OutboxEmail, ScheduleOverride, User
 
 FAR = "9999-12-31"
+NEXT_LOOK_INDEX = "ix_accounts_dunning_next_on"  # partial: the accounts with a next look planned
 RANK = {"active": 0, "limited": 1, "suspended": 2}
 
 _rows = Table("dunning_chunk_rows", MetaData(), Column("id", Integer, primary_key=True),
@@ -65,12 +68,28 @@ def _is_open():
     return and_(Invoice.paid_at.is_(None), Invoice.written_off_at.is_(None))
 
 
+def candidates(lo, hi, selected):
+    """SELECT the chunk's accounts due a look (selected: the run's condition on dunning_next_on).
+
+    On SQLite they are read through the partial index on dunning_next_on: without statistics SQLite
+    prefers the id range, i.e. reads every account between lo and hi (all million for the single chunk
+    of a day with few accounts due).
+    """
+    return _by_next_look(select(Account.id).where(Account.id >= lo, Account.id < hi, selected))
+
+
+def _by_next_look(query):
+    return query.with_hint(Account, f"INDEXED BY {NEXT_LOOK_INDEX}", "sqlite")
+
+
 def note_rows(lo, hi, selected, day):
     """Fill the temporary table with the chunk's simple candidates: state, target, change, next look."""
     connection = db.session.connection()
     connection.execute(_CREATE)
     connection.execute(_rows.delete())
-    in_range = and_(Invoice.account_id >= lo, Invoice.account_id < hi)
+    # only the candidates' invoices (a day with few accounts due reads few)
+    in_range = and_(Invoice.account_id >= lo, Invoice.account_id < hi,
+                    Invoice.account_id.in_(candidates(lo, hi, selected)))
     overdue = (select(Invoice.account_id.label("aid"), func.min(Invoice.due_date).label("start"),
                       func.sum(Invoice.amount_cents - Invoice.paid_cents).label("owed"))
                .where(in_range, _is_open(), Invoice.due_date < day).group_by(Invoice.account_id).subquery("od"))
@@ -99,6 +118,7 @@ def note_rows(lo, hi, selected, day):
             .select_from(Account).outerjoin(cls, cls.c.id == Account.customer_class_id)
             .outerjoin(overdue, overdue.c.aid == Account.id).outerjoin(coming, coming.c.aid == Account.id)
             .where(simple))
+    rows = _by_next_look(rows)
     db.session.execute(insert(_rows).from_select(
         ["id", "state_before", "target", "change", "next_on", "seqs", "suspend_on"], rows))
     return list(db.session.scalars(select(_rows.c.id)))
@@ -119,8 +139,10 @@ def apply_rows(run, label, note, now):
          "reason_note", "state_before", "state_after"], audit_rows))
     when_changed = lambda value, column: case((changed, value), else_=column)  # noqa: E731
     acc = Account.__table__
+    # "id IN (the table's ids)" as well as the join: SQLite then walks the small table and finds each account
+    # by its key; with the join alone it read every account of the database for each chunk
     db.session.execute(
-        update(acc).where(acc.c.id == t.c.id, acc.c.status == t.c.state_before)
+        update(acc).where(acc.c.id == t.c.id, acc.c.id.in_(select(t.c.id)), acc.c.status == t.c.state_before)
         .values(dunning_next_on=t.c.next_on, status=when_changed(t.c.target, acc.c.status),
                 status_reason=when_changed(literal("non_payment"), acc.c.status_reason),
                 status_source=when_changed(literal("dunning"), acc.c.status_source),
@@ -155,7 +177,9 @@ def _emails(now):
                        literal("pending"), literal(0))
                 .select_from(t).join(acc, acc.c.id == t.c.id).join(User, User.account_id == t.c.id)
                 .where(t.c.change == 1, t.c.target == what, User.role == "account_manager", User.disabled.is_(False),
-                       User.email_notifications.is_(True)))
+                       User.email_notifications.is_(True),
+                       # the changed accounts' people by the users' account index, not every user of the database
+                       User.account_id.in_(select(t.c.id).where(t.c.change == 1, t.c.target == what))))
         db.session.execute(insert(OutboxEmail.__table__).from_select(
             ["created_at", "account_id", "user_id", "kind", "to_addr", "subject", "body", "status", "attempts"], rows))
 
@@ -171,9 +195,16 @@ def _hold_members_mail():
 
 
 def settings_for_chunk():
-    """PostgreSQL: no JIT for a chunk's short statements (compiling them costs more than running them)."""
+    """Set the chunk's transaction up for writing many rows.
+
+    PostgreSQL: no JIT for a chunk's short statements (compiling them costs more than running them).
+    SQLite: the run engine's bulk settings (a page cache that holds a chunk's pages until its commit, and
+    checkpoints left to the worker's checkpointing thread), as a sweep's chunk has them.
+    """
     if _postgres():
         db.session.execute(text("SET LOCAL jit = off"))
+    else:
+        _sqlite_bulk_settings(db.session.connection())
 
 
 __all__ = ["note_rows", "apply_rows", "settings_for_chunk", "RANK", "or_"]
