@@ -34,8 +34,10 @@ if not __package__:  # run as a script: make the repository's packages importabl
 from tests.security import client, reports, summary, targets, tools  # noqa: E402
 from tests.security.instance import ROOT, Instance, InstanceFailed, free_port, stop_process, wait_for_port  # noqa: E402
 
+BUDGET = 900              # seconds for both scanners; wapiti's attack time shrinks when sqlmap took long
 WAPITI_SCAN_TIME = 60     # seconds of crawling
-WAPITI_ATTACK_TIME = 30   # seconds per attack module
+WAPITI_ATTACK_TIME = 30   # seconds per attack module, at most
+WAPITI_BUSY_MODULES = 10  # modules that use their whole attack time (the header and cookie checks take a moment)
 OVERRUN = 90              # seconds a scanner may run past its own limit before it is stopped
 
 
@@ -87,11 +89,12 @@ def scan(args, out_dir, command):
         result["portal"] = f"{inst.url}, SQLite, {args.accounts} demo accounts, PORTAL_ENV=development"
         _, page = client.sign_in(inst.url)
         values = client.list_values(page)
+        deadline = time.monotonic() + BUDGET
         if args.only != "wapiti":
             result["sqlmap"] = [scan_target(installed, inst, t, out_dir) for t in targets.sqlmap_targets(values)
                                 if not args.target or t.name in args.target]
         if args.only != "sqlmap":
-            result["wapiti"] = scan_wapiti(installed, inst, values, out_dir)
+            result["wapiti"] = scan_wapiti(installed, inst, values, out_dir, wapiti_attack_time(deadline))
     except (InstanceFailed, tools.ToolsFailed, client.SignInFailed, OSError, RuntimeError) as exc:
         result["error"] = f"{type(exc).__name__}: {exc}"
     except KeyboardInterrupt:
@@ -194,25 +197,31 @@ def scan_target(installed, inst, target, out_dir):
             "server": log.read()}
 
 
-def scan_wapiti(installed, inst, values, out_dir):
+def wapiti_attack_time(deadline):
+    """Return wapiti's seconds per attack module: WAPITI_ATTACK_TIME, less near the budget's end (10 at least)."""
+    left = deadline - time.monotonic() - WAPITI_SCAN_TIME - 30
+    return int(max(10, min(WAPITI_ATTACK_TIME, left / WAPITI_BUSY_MODULES)))
+
+
+def scan_wapiti(installed, inst, values, out_dir, attack_time):
     """Run wapiti signed in (a session of its own), crawl and attacks bounded; return what it reported."""
     session, _ = client.sign_in(inst.url)
     wapiti_dir = os.path.join(out_dir, "wapiti")
     os.makedirs(wapiti_dir, exist_ok=True)
     start_paths = targets.wapiti_start_paths(inst.routes(), values)
-    limit = WAPITI_SCAN_TIME + WAPITI_ATTACK_TIME * len(tools.WAPITI_MODULES)
+    limit = WAPITI_SCAN_TIME + attack_time * len(tools.WAPITI_MODULES)
     log = LogSlice(inst.web_log)
     print(f"==> wapiti: {len(start_paths)} start pages, {len(tools.WAPITI_MODULES)} modules (at most {limit} s)",
           flush=True)
     cmd = tools.wapiti_command(installed, inst.url, session, wapiti_dir, start_paths, WAPITI_SCAN_TIME,
-                               WAPITI_ATTACK_TIME, free_port())
+                               attack_time, free_port())
     elapsed, killed = run_bounded(cmd, os.path.join(wapiti_dir, "console.txt"), limit + OVERRUN)
     report = reports.load_json(os.path.join(wapiti_dir, "report.json"))
     parsed = reports.parse_wapiti_report(report) if report else {"findings": [], "crawled_pages": None}
     with open(os.path.join(wapiti_dir, "console.txt"), encoding="utf-8", errors="replace") as f:
         console = reports.parse_wapiti_console(f.read())
     return {"modules_requested": list(tools.WAPITI_MODULES), "start_paths": start_paths,
-            "scan_time": WAPITI_SCAN_TIME, "attack_time": WAPITI_ATTACK_TIME, "elapsed_s": round(elapsed, 1),
+            "scan_time": WAPITI_SCAN_TIME, "attack_time": attack_time, "elapsed_s": round(elapsed, 1),
             "killed": killed, "report_missing": report is None, **parsed, **console,
             "signed_in_at_end": client.still_signed_in(inst.url, session), "server": log.read()}
 

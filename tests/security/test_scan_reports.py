@@ -14,9 +14,10 @@ pages, bodies cut at 3,000 characters):
 """
 import json
 import os
+import time
 
 from portal.domain.account_search.filters import RAW_FIELDS
-from tests.security import reports, summary, targets, tools
+from tests.security import reports, scan, summary, targets, tools
 from tests.security.client import Session, list_values
 
 SAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "samples")
@@ -174,3 +175,12 @@ def test_list_values_reads_a_class_a_row_and_a_cursor_from_the_list_page():
             '</option></select><td><a href="/accounts/128">A0000128</a></td>\n  <td>Blue Anchor Grill</td>'
             '<a href="/accounts?cursor=abc.def&amp;q=x">Next</a>')
     assert list_values(page) == {"class": "2", "cursor": "abc.def", "id": "128", "q": "blu"}
+
+
+def test_wapiti_attack_time_shrinks_to_keep_the_whole_scan_within_its_budget():
+    now = time.monotonic()
+    assert scan.wapiti_attack_time(now + scan.BUDGET) == scan.WAPITI_ATTACK_TIME
+    assert scan.wapiti_attack_time(now + scan.WAPITI_SCAN_TIME + 30 + 155) == 15
+    assert scan.wapiti_attack_time(now) == 10  # sqlmap used it all: wapiti still gets a short look
+    limits = sum(t.time_limit for t in targets.sqlmap_targets(VALUES))
+    assert limits + scan.WAPITI_SCAN_TIME + 30 + scan.WAPITI_BUSY_MODULES * 10 <= scan.BUDGET
