@@ -66,6 +66,7 @@ class Config:
     SCHEDULER_TICK_SECONDS = float(os.environ.get("PORTAL_SCHEDULER_TICK_SECONDS", "30"))
     PAGE_SIZE = 50
     HOLIDAY_COUNTRY = os.environ.get("PORTAL_HOLIDAY_COUNTRY", "US")  # business days of a lift's "2 business days"
+    PHONE_REGION = os.environ.get("PORTAL_PHONE_REGION", "US")  # phone numbers typed without +country
     LIFT_MAX_DAYS = int(os.environ.get("PORTAL_LIFT_MAX_DAYS", "30"))  # how far ahead a lift may go
 
 

@@ -242,6 +242,7 @@ def tick(now=None):
     if schedule is not None:
         plan_next_slot(schedule, now)
     result["dunning_started"] = _dunning_tick(now)
+    result["pauses_ended"] = _pauses_tick(now)
     result["recovered"] = runs.enqueue_unfinished(stale_only=True, now=now)
     result["mail_kicked"] = notify.kick_if_stranded()
     return result
@@ -257,6 +258,18 @@ def _dunning_tick(now):
         db.session.rollback()
         log.exception("the daily dunning run could not be started")
         return None
+
+
+def _pauses_tick(now):
+    """Reactivate the accounts whose pause at the customer's request has ended (failures never stop the tick)."""
+    from portal.domain.cancellations.retention import end_due_pauses
+
+    try:
+        return end_due_pauses(now)
+    except Exception:  # noqa: BLE001 - logged; the next tick tries again
+        db.session.rollback()
+        log.exception("ended pauses could not be reactivated")
+        return []
 
 
 def plan_next_slot(schedule, now=None):

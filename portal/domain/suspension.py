@@ -7,6 +7,7 @@ from sqlalchemy import update
 
 from portal.domain import audit, notify
 from portal.domain.accounts import load_for_action
+from portal.domain.billing.unpaid import refuse_if_unpaid
 from portal.domain.errors import Conflict, InvalidTransition, ValidationFailed
 from portal.domain.gate import REASONS, STATE_LABELS
 from portal.domain.parsing import InvalidValue, text_problem, whole_number
@@ -120,6 +121,8 @@ def _change_status(actor, action, account_id, reason_category, reason_note, expe
     account = _load_for_change(actor, action, account_id, expected_version)
     category, note = validate_reason(reason_category, reason_note)
     _check_transition(account, action)
+    if action == "suspend" and category == "customer_request":
+        refuse_if_unpaid(account, "be suspended at the customer's request")
     before = account.status
     target = TRANSITIONS[action][1]
     _compare_and_set(account, before, _status_values(action, category, note, now))
@@ -151,17 +154,33 @@ def suspend(actor, account_id, reason_category, reason_note, expected_version=No
         PermissionDenied: the actor is not a super admin.
         ValidationFailed: missing or unknown reason, note missing or too long.
         InvalidTransition: the account is not active or limited.
+        UnpaidInvoices: the reason is customer_request and the account has open invoices.
         Conflict: the account changed since expected_version, or another admin changed it at the same moment.
+    """
+    now = now or utcnow()
+    account = suspend_in_transaction(actor, account_id, reason_category, reason_note, expected_version, now)
+    db.session.commit()
+    notify.kick_delivery()
+    return account
+
+
+def suspend_in_transaction(actor, account_id, reason_category, reason_note, expected_version=None, now=None,
+                           source="manual"):
+    """Suspend inside the caller's transaction (the caller commits); see suspend.
+
+    Args:
+        source: what status_source records ("manual"; "pause" for a pause at the customer's request,
+            which ends by itself).
     """
     now = now or utcnow()
     account, category, note = _change_status(actor, "suspend", account_id, reason_category, reason_note,
                                              expected_version, now)
+    if source != "manual":
+        account.status_source = source
     notify.hold_members_mail(account.id)
     for manager in notify.account_managers(account.id):
         notify.queue_email(manager, "account_suspended", f"Your account {account.number} has been suspended",
                            "account_suspended.txt", account=account, reason=category, note=note, now=now)
-    db.session.commit()
-    notify.kick_delivery()
     return account
 
 

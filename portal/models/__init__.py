@@ -2,7 +2,7 @@
 from portal.models.accounts import Account, CustomerClass, User, ROLES, STAFF_ROLES, CUSTOMER_ROLES  # noqa: F401
 from portal.models.audit import AuditEvent, OutboxEmail  # noqa: F401
 from portal.models.billing import Invoice, Payment, Reservation  # noqa: F401
-from portal.models.cancellations import CancellationRequest  # noqa: F401
+from portal.models.cancellations import CancellationRequest, RetentionAttempt  # noqa: F401
 from portal.models.features import Campaign, IngestionRecord, Listing, Profile, SocialPost, Survey  # noqa: F401
 from portal.models.dunning import DunningSchedule, ScheduleOverride  # noqa: F401
 from portal.models.sweeps import SuspensionRule, SweepRun, SweepRunChunk, SweepSchedule  # noqa: F401

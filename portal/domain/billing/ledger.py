@@ -211,11 +211,32 @@ def write_off(actor, account_id, invoice_seq, reason, as_of=None):
     Raises:
         AccountNotFound, PermissionDenied, ValidationFailed (reason; unknown, paid or written-off invoice).
     """
+    invoice, restored = write_off_in_transaction(actor, account_id, invoice_seq, reason, as_of)
+    db.session.commit()
+    notify.kick_delivery()
+    return invoice, restored
+
+
+def write_off_reason(reason):
+    """Return the reason for a write-off, trimmed; raise ValidationFailed(reason) if missing or too long."""
     reason = (reason or "").strip()
     if not reason:
         raise ValidationFailed({"reason": "Say why the invoice is written off."})
     if len(reason) > NOTE_MAX:
         raise ValidationFailed({"reason": f"Keep the reason to {NOTE_MAX} characters (it has {len(reason)})."})
+    return reason
+
+
+def write_off_in_transaction(actor, account_id, invoice_seq, reason, as_of=None):
+    """Write off one open invoice inside the caller's transaction (the caller commits); see write_off.
+
+    Returns:
+        (Invoice, restored): restored is True if a non-payment restriction was cleared.
+
+    Raises:
+        AccountNotFound, PermissionDenied, ValidationFailed (reason; unknown, paid or written-off invoice).
+    """
+    reason = write_off_reason(reason)
     now, day = moment_of(as_of), day_of(as_of)
     account = _locked(actor, "write_off", account_id)
     invoice = _named_invoice(account, _open(account.id), invoice_seq)
@@ -230,8 +251,6 @@ def write_off(actor, account_id, invoice_seq, reason, as_of=None):
     audit.record("invoice_written_off", account.id, actor, reason_note=reason,
                  data={"seq": invoice.seq, "written_off_cents": owed}, now=now)
     restored = after_billing(account, start_before, day, actor, now, "write_off")
-    db.session.commit()
-    notify.kick_delivery()
     return invoice, restored
 
 
