@@ -53,3 +53,27 @@ def suspend_command(number_or_id, reason, note, actor_email, as_of):
 def reactivate_command(number_or_id, reason, note, actor_email, as_of):
     """Reactivate a suspended or limited account (by number or id) with a reason."""
     _change("reactivate", number_or_id, reason, note, actor_email, as_of)
+
+
+@account.command("cancel")
+@_with_options
+@with_appcontext
+def cancel_command(number_or_id, reason, note, actor_email, as_of):
+    """Cancel an account (final); refused, listing the open invoices, while any is unpaid."""
+    from portal.domain.cancellations.cancelling import cancel_account
+    from portal.domain.errors import UnpaidInvoices
+
+    target = find_account(number_or_id)
+    when = moment_of(parse_day(as_of)) if as_of else None
+    try:
+        cancelled, _written = cancel_account(find_actor(actor_email), target.id, reason, note, target.number,
+                                             as_of=when)
+    except UnpaidInvoices as exc:
+        listed = ", ".join(f"#{i['seq']}" for i in exc.invoices)
+        raise click.ClickException(f"{exc.message} (open invoices: {listed}; write them off with "
+                                   f"'flask billing write-off {target.number} --invoice SEQ --reason TEXT')") from None
+    except ValidationFailed as exc:
+        raise click.ClickException(" ".join(exc.field_errors.values())) from None
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"Account {cancelled.number} ({cancelled.name}) is cancelled.")
