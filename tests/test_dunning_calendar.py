@@ -265,3 +265,34 @@ def test_suspend_and_reactivate_take_as_of(app, runner, overdue_account, admin):
     refused = runner.invoke(args=["account", "reactivate", number, "--reason", "other", "--note", "replay",
                                   "--as", admin.email, "--as-of", "2026-13-01"])
     assert refused.exit_code != 0 and "2026-13-01" in refused.output
+
+
+def test_a_class_warning_goes_out_once_k_days_before_each_step(ctx, make, admin):
+    from portal.domain.dunning import classes
+
+    warned = classes.create_class(admin, {"name": "Warned", "limit_after_days": "15", "suspend_after_days": "20",
+                                          "warning_days": "3"})
+    account_id = make.account(customer_class_id=warned.id)
+    make.user("account_manager", account_id=account_id)
+    ledger.add_invoice(admin, account_id, "49.00", AUG31, as_of=day(8, 1))
+    replay(account_id, day(9, 10), day(9, 20))
+    emails = db.session.execute(select(OutboxEmail.kind, OutboxEmail.created_at, OutboxEmail.subject)
+                                .where(OutboxEmail.account_id == account_id).order_by(OutboxEmail.id)).all()
+    assert [(kind, sent.date()) for kind, sent, _subject in emails] == [
+        ("dunning_warning", day(9, 12)), ("dunning_limited", day(9, 15)),
+        ("dunning_warning", day(9, 17)), ("dunning_suspended", day(9, 20))]
+    assert "will be limited on 2026-09-15" in emails[0][2] and "will be suspended on 2026-09-20" in emails[2][2]
+
+
+def test_two_admins_shifting_the_same_account_at_once_one_wins(overdue_account, admin, make):
+    from portal.domain.errors import Conflict
+
+    other = db.session.get(User, make.user("super_admin").id)
+    version = db.session.get(Account, overdue_account).version
+    overrides.shift(admin, overdue_account, suspension_date=day(9, 30), reason_note="first", as_of=day(9, 10),
+                    expected_version=version)
+    with pytest.raises(Conflict):
+        overrides.shift(other, overdue_account, suspension_date=day(10, 5), reason_note="second", as_of=day(9, 10),
+                        expected_version=version)
+    rec = record(db.session.get(Account, overdue_account), day(9, 21))
+    assert rec["pending_date"] == "2026-09-30"
