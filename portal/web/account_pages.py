@@ -6,7 +6,8 @@ from flask_login import current_user
 
 from portal.domain import audit, suspension
 from portal.domain.accounts import get_account
-from portal.domain.errors import Conflict, InvalidTransition, ValidationFailed
+from portal.domain.cancellations.requests import requests_of
+from portal.domain.errors import Conflict, InvalidTransition, UnpaidInvoices, ValidationFailed
 from portal.domain.gate import STATE_LABELS, may
 from portal.web.access import STAFF, SUPER_ADMIN, roles_required
 from portal.web.accounts import bp
@@ -27,7 +28,7 @@ def _detail(account_id, block=None, status=200, headers=None, **extra):
     return render("accounts/detail.html", block=block, status=status, headers=headers, account=account,
                   status_actions=[a for a in suspension.actions_for(account) if may(current_user, a, account)],
                   people=[(person, may(person, "login", account)) for person in account.users],
-                  events=audit.timeline(account.id), **context)
+                  events=audit.timeline(account.id), cancellation_requests=requests_of(account.id), **context)
 
 
 @bp.route("/<int:account_id>")
@@ -102,7 +103,7 @@ def _change(account_id, action):
     except ValidationFailed as exc:
         return _dialog(get_account(current_user, account_id), "status_form", 422, form, exc.field_errors,
                        next_url=form["next"])
-    except (Conflict, InvalidTransition) as exc:
+    except (Conflict, InvalidTransition, UnpaidInvoices) as exc:
         return _refused(account_id, form, exc)
     return _changed(account, action, form["next"])
 

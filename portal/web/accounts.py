@@ -6,6 +6,7 @@ from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_login import current_user
 
 from portal.domain import account_search, bulk
+from portal.domain.cancellations.requests import with_open_request
 from portal.domain.dunning import status as dunning_status
 from portal.domain.errors import ValidationFailed
 from portal.domain.gate import STATE_LABELS
@@ -30,10 +31,12 @@ def row_links(here, rows=()):
     """What every row's links share, built once per page (url_for per row is a large part of a 200-row page).
 
     `dunning` holds the dunning schedule's status of the rows that owe something ("Limitation pending"),
-    so the list says what the account page says.
+    so the list says what the account page says; `open_requests` the ids of rows with an open
+    cancellation request (one query per page).
     """
     return {"root": url_for("accounts.index"), "next_query": "?" + urlencode({"next": here}) if here else "",
-            "labels": STATE_LABELS, "actions": ROW_ACTIONS, "dunning": dunning_status.list_labels(rows)}
+            "labels": STATE_LABELS, "actions": ROW_ACTIONS, "dunning": dunning_status.list_labels(rows),
+            "open_requests": with_open_request([row.id for row in rows])}
 
 
 def _list_context(f):

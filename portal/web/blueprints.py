@@ -4,5 +4,8 @@ from portal.web import accounts, auth, home, reservations
 from portal.web import exemptions, rules, sweeps  # noqa: F401  (exemptions adds its posts to accounts.bp)
 from portal.web import account_dunning, billing, class_bulk  # noqa: F401  (their pages are on accounts.bp)
 from portal.web import classes, dunning
+from portal.web import account_cancel, cancellation_import, cancellation_overview  # noqa: F401  (their pages join bps)
+from portal.web import cancellations
 
-BLUEPRINTS = [auth.bp, home.bp, accounts.bp, reservations.bp, rules.bp, sweeps.bp, classes.bp, dunning.bp]
+BLUEPRINTS = [auth.bp, home.bp, accounts.bp, reservations.bp, rules.bp, sweeps.bp, classes.bp, dunning.bp,
+              cancellations.bp]
