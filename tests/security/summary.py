@@ -6,6 +6,7 @@ that could not be completed (a step failed, a session ended under sqlmap, no wap
 """
 import json
 import os
+import re
 
 from tests.security import reports
 
@@ -50,7 +51,8 @@ def grouped_errors(result):
     """Return the 500s grouped by cause (exception and innermost portal frame), with a count and examples."""
     groups = {}
     for phase, error in server_errors(result):
-        group = groups.setdefault((error["exception"], error["where"]), {
+        key = (re.sub(r"0x[0-9a-f]+", "0x…", error["exception"] or ""), error["where"])  # object addresses vary
+        group = groups.setdefault(key, {
             "exception": error["exception"], "where": error["where"], "count": 0, "phases": [], "examples": []})
         group["count"] += 1
         example = f"{error['method']} {error['target'][:200]}"
