@@ -112,4 +112,16 @@
       evt.stopImmediatePropagation();
     }
   }, true);
+  // The cancel dialog's button says what it will do ("Write off 2 invoices, $120.00, and cancel") as
+  // invoices are ticked; the server checks again and writes off only what was ticked.
+  document.addEventListener("change", function (evt) {
+    if (!evt.target.matches || !evt.target.matches(".write-off-choice")) return;
+    var form = evt.target.form, button = form && form.querySelector("#cancel-submit");
+    if (!button) return;
+    var chosen = form.querySelectorAll(".write-off-choice:checked"), cents = 0;
+    chosen.forEach(function (box) { cents += Number(box.getAttribute("data-owed-cents")) || 0; });
+    var money = "$" + (cents / 100).toLocaleString("en-US", {minimumFractionDigits: 2, maximumFractionDigits: 2});
+    button.textContent = chosen.length ? "Write off " + chosen.length + " invoice" + (chosen.length === 1 ? "" : "s") +
+      ", " + money + ", and cancel" : "Cancel account";
+  });
 })();
