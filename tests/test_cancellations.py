@@ -269,3 +269,45 @@ def test_writing_off_a_paid_invoice_is_refused(ctx, world, make):
         cancelling.cancel_account(user(world.admin), world.account, "customer_request", CANCEL_NOTE, number,
                                   write_off=[1], write_off_note="Goodwill.")
     assert "no open invoice #1" in refused.value.field_errors["invoice"]
+
+
+# ---------------------------------------------------------------- what leaves a cancelled account alone
+
+def test_sweeps_the_dunning_run_and_its_schedule_leave_a_cancelled_account_alone(ctx, world, make):
+    from sqlalchemy import delete
+
+    from portal.domain import runs, sweeps
+    from portal.domain.dunning import calendar
+    from portal.domain.dunning.daily import start_daily_run
+    from portal.domain.dunning.facts import account_facts
+    from portal.models import SuspensionRule
+
+    old = datetime(2023, 1, 1)
+    account = account_row(world.account)
+    account.created_at, account.last_activity_at = old, old
+    account.customer_class_id = make.customer_class("Standard", limit_after_days=15, suspend_after_days=20)
+    control = account_row(world.other_account)  # just as dormant, not cancelled: the sweep takes it
+    control.created_at, control.last_activity_at = old, old
+    db.session.commit()
+    cancelling.cancel_account(user(world.admin), world.account, "customer_request", CANCEL_NOTE,
+                              account.number)
+    make.invoice(world.account, amount_cents=90000, due_date=date.today() - timedelta(days=60))  # a late bill
+    db.session.execute(delete(SuspensionRule))
+    for rule in sweeps.DEFAULT_RULES:
+        db.session.add(SuspensionRule(enabled=True, **rule))
+    db.session.commit()
+    before = snapshot(world.account)
+
+    cleanup = sweeps.start_cleanup(user(world.admin), sweeps.BY_RULE, "Yearly clean-up")
+    runs.process_run(cleanup.id, worker_name="test", poll=0)
+    daily = start_daily_run(None, date.today(), enqueue=False)
+    assert runs.process_run(daily.id, worker_name="test", poll=0)["status"] == "done"
+    db.session.expire_all()
+    view = calendar.evaluate(account_facts(account_row(world.account)), date.today())
+    assert (view.status, view.target, view.pending_action) == ("cancelled", "active", None)
+    assert account_row(world.other_account).status == "suspended"
+    after = snapshot(world.account)
+    assert after[:5] == before[:5]  # status, version, balance, invoices, requests
+    assert not db.session.scalars(select(AuditEvent).where(AuditEvent.account_id == world.account,
+                                                           AuditEvent.created_at > account.status_changed_at,
+                                                           AuditEvent.action != "cancelled")).all()
