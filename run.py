@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Set up and run the Account Suspension Portal, or its test suite.
 
-    python3 run.py            # venv, install, migrate, demo data, Redis, workers, scheduler, web
+    python3 run.py            # venv, install, migrate, demo data, Redis, workers, scheduler, web (gunicorn)
+    python3 run.py --dev      # the same with Flask's development server, reloading when a file changes
     python3 run.py test [...] # venv, install, system services check, the whole test suite (pytest args pass through)
 
 Needs only Python 3.11+. DATABASE_URL and REDIS_URL point the portal at an external PostgreSQL and
@@ -9,7 +10,9 @@ Redis instead of the embedded SQLite file and the private Redis. A process that 
 a worker, the scheduler, the web server) is started again after a pause; Ctrl-C stops everything it started.
 Other settings: PORT (web port; default 5000, or a free one if 5000 is taken), PORTAL_VENV (where the
 virtual environment lives; default .venv), PORTAL_DEMO_ACCOUNTS (accounts seeded into an empty
-database; default 5000), PORTAL_REDIS_PORT (port of the private Redis; default a free one).
+database; default 5000), PORTAL_REDIS_PORT (port of the private Redis; default a free one),
+PORTAL_WEB_WORKERS and PORTAL_WEB_THREADS (gunicorn's processes and threads each; default one process per
+core, at least 2, of 4 threads: see portal/gunicorn_conf.py).
 """
 import hashlib
 import os
@@ -276,12 +279,20 @@ def flask(*args, env):
         raise SetupFailed(f"`flask {' '.join(args)}` failed (exit {result.returncode}); see above.")
 
 
+def web_command(port, dev=False):
+    """The web server's command: gunicorn on 127.0.0.1:port, or with dev Flask's server reloading on change."""
+    if dev:
+        return [VENV_PY, "-m", "portal.devserver", "--host", "127.0.0.1", "--port", str(port), "--reload"]
+    return [VENV_PY, "-m", "gunicorn", "-c", "python:portal.gunicorn_conf", "--bind", f"127.0.0.1:{port}",
+            "portal:create_app()"]
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def serve():
-    """Run the whole portal with demo data until Ctrl-C."""
+def serve(dev=False):
+    """Run the whole portal with demo data until Ctrl-C (dev: on Flask's development server)."""
     services = Services()
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)  # also when started in the background, where SIGINT is ignored
@@ -300,8 +311,7 @@ def serve():
         if os.path.exists(os.path.join(ROOT, "portal", "scheduler.py")):
             services.start("scheduler", [VENV_PY, "-m", "flask", "scheduler", "run"], env)
         port = int(os.environ.get("PORT") or (5000 if port_is_free(5000) else free_port()))
-        web = services.start("web", [VENV_PY, "-m", "portal.devserver", "--host", "127.0.0.1", "--port", str(port)],
-                             env)
+        web = services.start("web", web_command(port, dev), env)
         if not wait_for_port(port, web):
             raise SetupFailed(f"the web server did not start on port {port} (is PORT={port} taken?).")
         flask("demo", "logins", env=env)
@@ -326,9 +336,9 @@ def main(argv):
         except SetupFailed as exc:
             say(f"error: {exc}")
             return 1
-    if argv:
+    if argv not in ([], ["--dev"]):
         sys.exit(__doc__)
-    return serve()
+    return serve(dev=argv == ["--dev"])
 
 
 if __name__ == "__main__":

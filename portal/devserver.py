@@ -1,10 +1,11 @@
-"""The development web server that run.py starts: werkzeug's, without its Server header.
+"""The development web server that `run.py --dev` starts: werkzeug's, without its Server header.
 
-    python -m portal.devserver [--host 127.0.0.1] [--port 5000]
+    python -m portal.devserver [--host 127.0.0.1] [--port 5000] [--reload]
 
 `flask run` would announce "Server: Werkzeug/<version> Python/<version>" on every response; this
-serves the same app with the same server and says nothing about it. Production uses gunicorn, whose
-Server header names no version.
+serves the same app with the same server and says nothing about it. --reload restarts it when a source
+file changes. Production (and `python3 run.py` without --dev) uses gunicorn, whose Server header names
+no version.
 """
 import argparse
 import sys
@@ -30,13 +31,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--reload", action="store_true", help="restart when a source file changes")
     args = parser.parse_args(argv)
     try:
         app = create_app()
     except ConfigError as exc:
         sys.stderr.write(f"web: {exc}\n")
         return 2
-    run_simple(args.host, args.port, app, threaded=True, request_handler=QuietRequestHandler)
+    run_simple(args.host, args.port, app, threaded=True, request_handler=QuietRequestHandler,
+               use_reloader=args.reload)
     return 0
 
 

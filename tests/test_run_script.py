@@ -216,3 +216,183 @@ def test_missing_chromium_skips_outside_ci_and_fails_under_ci():
     strict = _pytest(BROWSER_TEST, PORTAL_CHROMIUM="/nonexistent", CI="true")
     assert strict.returncode == 1
     assert "required service missing under CI=true" in strict.stdout
+
+
+# ---------------------------------------------------------------- the web server: gunicorn, or --dev
+
+def test_the_web_server_is_gunicorn_and_flasks_only_with_dev(run_module):
+    production = run_module.web_command(5123)
+    assert production[1:] == ["-m", "gunicorn", "-c", "python:portal.gunicorn_conf", "--bind", "127.0.0.1:5123",
+                              "portal:create_app()"]
+    development = run_module.web_command(5123, dev=True)
+    assert development[1:3] == ["-m", "portal.devserver"] and "--reload" in development
+    assert "127.0.0.1" in development
+
+
+def test_run_accepts_dev_and_refuses_other_flags():
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "run.py"), "--dev", "--extra"], capture_output=True,
+                            text=True, timeout=30)
+    assert result.returncode == 1 and "python3 run.py --dev" in result.stderr
+
+
+def test_web_workers_and_threads_come_from_the_environment_or_the_cores():
+    from portal import gunicorn_conf as conf
+
+    assert conf.web_workers({}) == max(2, len(os.sched_getaffinity(0)))
+    assert conf.web_threads({}) == 4
+    assert conf.web_workers({"PORTAL_WEB_WORKERS": "3"}) == 3 and conf.web_threads({"PORTAL_WEB_THREADS": "8"}) == 8
+    for bad in ("0", "-1", "two", "٣", "65"):
+        with pytest.raises(conf.WebSettingError, match="PORTAL_WEB_WORKERS must be a whole number from 1 to 64"):
+            conf.web_workers({"PORTAL_WEB_WORKERS": bad})
+    assert conf.worker_class == "gthread" and conf.keepalive and conf.timeout and conf.graceful_timeout
+    assert conf.bind == ["127.0.0.1:8000"] and conf.forwarded_allow_ips == ""
+
+
+def _children(pid):
+    """The pids of a process's children, read from /proc (gunicorn's master and its workers)."""
+    found = set()
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            found.update(int(child) for child in f.read().split())
+    return found
+
+
+class _Load:
+    """Clients sending GET /login in a loop, each on a new connection, noting when each request ended and how."""
+
+    def __init__(self, port, clients=3):
+        import threading
+
+        self.port, self.results, self.stopping = port, [], threading.Event()
+        self.threads = [threading.Thread(target=self._client, daemon=True) for _ in range(clients)]
+        for thread in self.threads:
+            thread.start()
+
+    def _client(self):
+        import http.client
+
+        while not self.stopping.is_set():
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+            try:
+                conn.request("GET", "/login")
+                response = conn.getresponse()
+                outcome = response.status if b"Sign in" in response.read() else f"{response.status}, no form"
+            except OSError as exc:
+                outcome = repr(exc)
+            finally:
+                conn.close()
+            self.results.append((time.monotonic(), outcome))
+
+    def stop(self):
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join(15)
+
+
+def _half_sent_request(port):
+    """A connection whose request has its first line and one header sent, but not the blank line that ends it."""
+    import socket
+
+    sock = socket.create_connection(("127.0.0.1", port), timeout=15)
+    sock.sendall(b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    return sock
+
+
+def _finish(sock):
+    """Send the rest of a half-sent request; return its status line."""
+    sock.sendall(b"Connection: close\r\n\r\n")
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    sock.close()
+    return data.split(b"\r\n", 1)[0].decode()
+
+
+def _wait_for(predicate, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_gunicorn_restarts_on_hup_and_stops_on_term_losing_no_request(run_module, sqlite_template, redis_server,
+                                                                      tmp_path):
+    """run.py's web command under load: SIGHUP replaces every worker and SIGTERM stops; no request fails before
+    the TERM, and a request half-sent when either signal arrives is still answered."""
+    import shutil
+    import signal as signals
+
+    database = tmp_path / "portal.sqlite3"
+    shutil.copyfile(sqlite_template, database)
+    port = run_module.free_port()
+    env = dict(os.environ, PORTAL_ENV="testing", SECRET_KEY="test-secret", DATABASE_URL=f"sqlite:///{database}",
+               REDIS_URL=redis_server.url, PORTAL_WEB_WORKERS="2", PORTAL_WEB_THREADS="2",
+               PORTAL_MAX_REQUEST_BYTES="65536")
+    services = run_module.Services()
+    master = services.start("web", run_module.web_command(port), env)
+    load = None
+    try:
+        assert run_module.wait_for_port(port, master)
+        _wait_for(lambda: len(_children(master.pid)) == 2)
+        first_workers = _children(master.pid)
+        load = _Load(port)
+        _wait_for(lambda: len(load.results) >= 20)
+
+        held = _half_sent_request(port)
+        time.sleep(0.3)  # a worker has taken it
+        hup_at = time.monotonic()
+        os.kill(master.pid, signals.SIGHUP)
+        _wait_for(lambda: len(_children(master.pid) - first_workers) == 2)
+        assert _finish(held) == "HTTP/1.1 200 OK"  # answered by the old worker, retiring after it
+        _wait_for(lambda: not (_children(master.pid) & first_workers))
+        new_workers_at = time.monotonic()
+        # the old workers are gone: what is answered now, the new ones answer (once they have loaded the app;
+        # meanwhile connections wait in the listening socket's queue)
+        _wait_for(lambda: sum(ended > new_workers_at for ended, _ in load.results) >= 10)
+
+        held = _half_sent_request(port)
+        time.sleep(0.3)
+        term_at = time.monotonic()
+        os.kill(master.pid, signals.SIGTERM)
+        time.sleep(0.5)
+        assert _finish(held) == "HTTP/1.1 200 OK"  # the stopping worker answers what it had in hand
+        master.wait(40)
+        assert master.returncode == 0
+    finally:
+        if load:
+            load.stop()
+        services.stop()
+    before_term = [outcome for ended, outcome in load.results if ended < term_at]
+    assert set(before_term) == {200}, [o for o in before_term if o != 200][:5]
+    assert sum(hup_at < ended < new_workers_at for ended, _ in load.results) >= 5  # load went on through the HUP
+    assert len(before_term) >= 50
+
+
+@pytest.mark.slow
+def test_gunicorn_answers_a_body_over_the_limit_with_413_and_names_no_version(run_module, sqlite_template,
+                                                                              redis_server, tmp_path):
+    import http.client
+    import shutil
+
+    database = tmp_path / "portal.sqlite3"
+    shutil.copyfile(sqlite_template, database)
+    port = run_module.free_port()
+    env = dict(os.environ, PORTAL_ENV="testing", SECRET_KEY="test-secret", DATABASE_URL=f"sqlite:///{database}",
+               REDIS_URL=redis_server.url, PORTAL_WEB_WORKERS="1", PORTAL_WEB_THREADS="2",
+               PORTAL_MAX_REQUEST_BYTES="65536")
+    services = run_module.Services()
+    master = services.start("web", run_module.web_command(port), env)
+    try:
+        assert run_module.wait_for_port(port, master)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("POST", "/login", body=b"email=a%40b.c&password=" + b"x" * 70_000,
+                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+        response = conn.getresponse()
+        body = response.read().decode()
+        assert response.status == 413
+        assert "Request too large" in body and "larger than the portal accepts" in body and "<html" in body.lower()
+        assert response.headers["Server"] == "gunicorn"
+        conn.close()
+    finally:
+        services.stop()

@@ -14,8 +14,8 @@ log = logging.getLogger(__name__)
 
 TITLES = {
     400: "Bad request", 401: "Please sign in", 403: "Not allowed", 404: "Not found", 405: "Not allowed",
-    409: "Conflict", 422: "Please check your input", 429: "Too many attempts", 500: "Something went wrong",
-    503: "Temporarily unavailable",
+    409: "Conflict", 413: "Request too large", 422: "Please check your input", 429: "Too many attempts",
+    500: "Something went wrong", 503: "Temporarily unavailable",
 }
 
 
@@ -66,6 +66,7 @@ def init_app(app):
             403: "You don't have permission to see this page.",
             404: "We couldn't find that page or record.",
             405: "That action isn't available here.",
+            413: "That request is larger than the portal accepts; nothing was changed.",
             429: "Too many attempts. Please wait a minute and try again.",
         }
         return error_response(exc.code or 500, messages.get(exc.code, exc.description))
