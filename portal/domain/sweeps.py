@@ -7,7 +7,8 @@ which is set-based, chunked and resumable. Exempt accounts are never swept (see 
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.orm.exc import StaleDataError
 
 from portal.domain import audit, runs
 from portal.domain.errors import DomainError, InvalidTransition, PermissionDenied, ValidationFailed
@@ -35,8 +36,8 @@ class RuleNotFound(DomainError):
 
     status_code = 404
 
-    def __init__(self):
-        super().__init__("Rule not found.")
+    def __init__(self, message="Rule not found."):
+        super().__init__(message)
 
 
 def _require(actor, action):
@@ -152,15 +153,14 @@ def update_rule(actor, rule_id, form, now=None):
         PermissionDenied, RuleNotFound, ValidationFailed.
     """
     _require(actor, "manage_rules")
-    rule = get_rule(rule_id)
     values = parse_rule(form)
+    rule = _lock_rule(rule_id)
     before = snapshot(rule)
     for key, value in values.items():
         setattr(rule, key, value)
     rule.updated_at = now or utcnow()
     audit.record("rule_updated", None, actor, data={"before": before, "after": snapshot(rule)}, now=now)
-    db.session.commit()
-    return rule
+    return _commit_rule(rule)
 
 
 def set_rule_enabled(actor, rule_id, enabled, now=None):
@@ -170,12 +170,11 @@ def set_rule_enabled(actor, rule_id, enabled, now=None):
         PermissionDenied, RuleNotFound.
     """
     _require(actor, "manage_rules")
-    rule = get_rule(rule_id)
+    rule = _lock_rule(rule_id)
     rule.enabled, rule.updated_at = bool(enabled), now or utcnow()
     audit.record("rule_enabled" if enabled else "rule_disabled", None, actor, data={"rule": snapshot(rule)},
                  now=now)
-    db.session.commit()
-    return rule
+    return _commit_rule(rule)
 
 
 def delete_rule(actor, rule_id, now=None):
@@ -185,10 +184,46 @@ def delete_rule(actor, rule_id, now=None):
         PermissionDenied, RuleNotFound.
     """
     _require(actor, "manage_rules")
-    rule = get_rule(rule_id)
+    rule = _lock_rule(rule_id)
     audit.record("rule_deleted", None, actor, data={"rule": snapshot(rule)}, now=now)
     db.session.delete(rule)
+    _commit_rule(rule, deleting=True)
+
+
+def _lock_rule(rule_id):
+    """Take the rule's row lock for this transaction and return it read fresh (RuleNotFound if it is gone).
+
+    Another admin's change or deletion of the same rule waits for this transaction (or, if it came first,
+    this one finds the rule gone), so a change is never written over a deleted rule.
+    """
+    rule_id = record_id(rule_id)
+    locked = db.session.execute(update(SuspensionRule).where(SuspensionRule.id == rule_id)
+                                .values(updated_at=SuspensionRule.updated_at)
+                                .execution_options(synchronize_session=False)).rowcount if rule_id else 0
+    if locked != 1:
+        db.session.rollback()
+        raise RuleNotFound("This rule no longer exists (someone deleted it); nothing was changed.")
+    return db.session.get(SuspensionRule, rule_id, populate_existing=True)
+
+
+def _commit_rule(rule, deleting=False):
+    """Commit a change to a rule and return the rule as it was saved (detached: readable after the commit).
+
+    Two admins may act on one rule at once: if it was deleted meanwhile, the change is refused, nothing
+    is written (RuleNotFound), and a view reading the saved rule after the commit never meets a deleted row.
+
+    Raises:
+        RuleNotFound: the rule was deleted before this change was written.
+    """
+    try:
+        db.session.flush()
+    except StaleDataError:
+        db.session.rollback()
+        raise RuleNotFound("This rule no longer exists (someone deleted it); nothing was changed.") from None
+    if not deleting:
+        db.session.expunge(rule)
     db.session.commit()
+    return rule
 
 
 # ---------------------------------------------------------------- dry run and clean-up
