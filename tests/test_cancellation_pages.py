@@ -1,6 +1,7 @@
 """Cancellation pages through HTTP, with and without htmx: logging, the log and its CSV, retention, the cancel
 dialog (write off and cancel in one post), the import and the overview. Each refusal changes nothing."""
 import csv
+import html
 import io
 from datetime import date, timedelta
 
@@ -250,3 +251,18 @@ def test_overview_counts_weeks_save_rate_reasons_and_revenue(app, client, auth, 
     assert rows[2][:2] == [monday.isoformat(), "2"]
     bad = client.get("/cancellations/overview?date_from=2026-02-30")
     assert bad.status_code == 422
+
+
+def test_a_suspension_at_the_customers_request_is_refused_in_the_dialog_while_invoices_are_unpaid(
+        app, client, auth, world, make):
+    make.invoice(world.account, amount_cents=4000, due_date=date(2026, 10, 1))
+    auth.login(world.admin.email)
+    before = state(app, world.account)
+    response = auth.post(f"/accounts/{world.account}/suspend", {
+        "reason_category": "customer_request", "reason_note": "Asked for a break.", "confirm": "1",
+        "version": str(before[1])}, htmx=True)
+    assert response.status_code == 409
+    body = html.unescape(response.get_data(as_text=True))
+    assert "can't be suspended at the customer's request" in body and "#1: $40.00 due 2026-10-01" in body
+    assert 'id="status-form"' in body
+    assert state(app, world.account) == before

@@ -311,3 +311,40 @@ def test_sweeps_the_dunning_run_and_its_schedule_leave_a_cancelled_account_alone
     assert not db.session.scalars(select(AuditEvent).where(AuditEvent.account_id == world.account,
                                                            AuditEvent.created_at > account.status_changed_at,
                                                            AuditEvent.action != "cancelled")).all()
+
+
+def test_the_schedulers_tick_ends_a_pause_on_its_date(ctx, world):
+    from portal.domain import schedule
+
+    request = log(world)
+    until = date.today() + timedelta(days=3)
+    retention.record_retention(user(world.admin), request.id, "pause", "accepted", outcome="paused",
+                               pause_until=until.isoformat())
+    assert schedule.tick(now=datetime.combine(until - timedelta(days=1), datetime.min.time()))["pauses_ended"] == []
+    assert account_row(world.account).status == "suspended"
+    assert schedule.tick(now=datetime.combine(until, datetime.min.time()))["pauses_ended"] == [world.account]
+    assert account_row(world.account).status == "active"
+    mail = db.session.scalars(select(OutboxEmail.kind).where(OutboxEmail.account_id == world.account)
+                              .order_by(OutboxEmail.id)).all()
+    assert mail == ["account_suspended", "account_reactivated"]
+
+
+def test_rows_imported_by_someone_else_at_the_same_moment_import_nothing(ctx, world, monkeypatch):
+    from portal.domain.cancellations import importing
+
+    number = account_row(world.account).number
+    sheet = f"Account number,Name,Date,Reason\n{number},Dana Diaz,2025-11-02,Too expensive\n".encode()
+    plan_import = importing.plan_import
+
+    def racing(*args, **kwargs):
+        plan = plan_import(*args, **kwargs)
+        _row, v, key = plan.creates[0]
+        db.session.add(CancellationRequest(account_id=world.account, contact_name="Dana Diaz", channel="call",
+                                           request_date=v["request_date"], amount_collected_cents=0,
+                                           months_in_program=0, reason="", outcome="open", import_key=key))
+        return plan
+
+    monkeypatch.setattr(importing, "plan_import", racing)
+    with pytest.raises(Conflict):
+        importing.run_import(user(world.support), "old.csv", sheet)
+    assert db.session.scalar(select(func.count()).select_from(CancellationRequest)) == 0

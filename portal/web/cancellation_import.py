@@ -13,7 +13,7 @@ from flask import current_app, flash, request
 from flask_login import current_user
 
 from portal.domain.cancellations import importing
-from portal.domain.errors import ValidationFailed
+from portal.domain.errors import Conflict, ValidationFailed
 from portal.web.access import STAFF, roles_required
 from portal.web.cancellations import bp
 from portal.web.helpers import redirect_after_post, render
@@ -94,6 +94,8 @@ def import_run():
         plan = importing.run_import(current_user._get_current_object(), os.path.basename(path), data)
     except ValidationFailed as exc:
         return _page(422, exc.field_errors)
+    except Conflict as exc:
+        return _page(409, {"file": exc.message})
     os.remove(path)
     flash(f"Imported {plan.created} request{'s' if plan.created != 1 else ''}; {len(plan.duplicates)} already "
           f"imported, {len(plan.problems)} row{'s' if len(plan.problems) != 1 else ''} refused.", "success")

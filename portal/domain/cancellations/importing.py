@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from portal.domain import audit
 from portal.domain.cancellations import fields
 from portal.domain.cancellations.choices import CHANNELS, OUTCOMES, REASON_CODES
 from portal.domain.dunning.account_state import day_of, moment_of
-from portal.domain.errors import ValidationFailed
+from portal.domain.errors import Conflict, ValidationFailed
 from portal.domain.gate import require
 from portal.domain.parsing import InvalidValue, whole_number
 from portal.extensions import db
@@ -301,7 +302,8 @@ def run_import(actor, filename, data, as_of=None):
         ImportPlan with `created` set.
 
     Raises:
-        PermissionDenied (the actor may not log requests), ValidationFailed(file) as plan_import.
+        PermissionDenied (the actor may not log requests), ValidationFailed(file) as plan_import,
+        Conflict (the same rows imported at the same moment by someone else; nothing is imported).
     """
     require(actor, "log_cancellation_request", None)
     plan = plan_import(filename, data, as_of)
@@ -318,6 +320,11 @@ def run_import(actor, filename, data, as_of=None):
         audit.record("cancellation_requests_imported", account_id, actor,
                      data={"file": (filename or "")[:100],
                            "rows": [r for r, v, _k in plan.creates if v["account"].id == account_id]}, now=now)
-    db.session.commit()
+    try:
+        db.session.commit()
+    except IntegrityError:  # the same rows imported by someone else at the same moment (unique import_key)
+        db.session.rollback()
+        raise Conflict("These rows were imported by someone else at the same moment. Nothing was imported; "
+                       "preview the file again.") from None
     plan.created = len(plan.creates)
     return plan
