@@ -1,12 +1,13 @@
-"""A daily dunning run's chunk reads the accounts due a look, and their people, through indexes, not every row.
+"""A daily dunning run reads the accounts due a look, and their people, through indexes, not every row.
 
 A day with few accounts due has one chunk whose id range spans nearly every account (the benchmark's
 "next day" at 1M accounts), so a statement that walks the chunk's id range, or scans accounts or users,
-costs as much as the whole database. Every statement the run's processing sends that reads accounts or
-users is EXPLAINed on its own connection (the chunk's temporary table lives there) just before it runs.
-It fails on SQLite's `SCAN accounts`, `SCAN users` or a walk of the accounts' id range (`rowid>? AND
-rowid<?`), and on PostgreSQL's `Seq Scan on accounts|users` (asked with enable_seqscan off, so a seq scan
-in the plan means no index can serve the statement).
+costs as much as the whole database; so does listing the run's candidates when it starts. Every statement
+the run's start and processing send that reads accounts or users is EXPLAINed on its own connection (the
+chunk's temporary table lives there) just before it runs. It fails on SQLite's `SCAN accounts`, `SCAN
+users` or a walk of the accounts' id range (`rowid>? AND rowid<?`), and on PostgreSQL's `Seq Scan on
+accounts|users` (asked with enable_seqscan off, so a seq scan in the plan means no index can serve the
+statement).
 """
 import re
 from datetime import date, timedelta
@@ -61,7 +62,8 @@ def _plan(cursor, dialect, statement, parameters):
         explain.close()
 
 
-def test_a_chunk_reads_only_the_accounts_due_and_their_people(app, few_due):
+def _plans_of(app, action):
+    """Run action() in an app context; return (its result, [(statement, plan)]) of what it sent to the database."""
     plans = []
 
     def listen(conn, cursor, statement, parameters, context, executemany):
@@ -70,18 +72,35 @@ def test_a_chunk_reads_only_the_accounts_due_and_their_people(app, few_due):
         plans.append((statement, _plan(cursor, conn.dialect.name, statement, parameters)))
 
     with app.app_context():
-        run = start_daily_run(None, DAY, enqueue=False)
         engine = db.engine
         event.listen(engine, "before_cursor_execute", listen)
         try:
-            runs.process_run(run.id, worker_name="test", poll=0)
+            result = action()
         finally:
             event.remove(engine, "before_cursor_execute", listen)
-        state = runs.progress(run.id)
-        dialect = engine.dialect.name
+    return result, plans
+
+
+def _offenders(app, plans):
+    with app.app_context():
+        bad = POSTGRES_BAD if db.engine.dialect.name == "postgresql" else SQLITE_BAD
+    return [(statement.split("\n")[0][:120], line) for statement, plan in plans for line in plan
+            if bad.search(line.strip().lstrip("->").strip())]
+
+
+def test_starting_a_run_lists_only_the_accounts_due(app, few_due):
+    run_id, plans = _plans_of(app, lambda: start_daily_run(None, DAY, enqueue=False).id)
+    with app.app_context():
+        assert runs.progress(run_id)["chunks"] == 1
+    assert any("dunning_next_on" in statement for statement, _plan in plans)  # the candidates were listed
+    assert _offenders(app, plans) == []
+
+
+def test_a_chunk_reads_only_the_accounts_due_and_their_people(app, few_due):
+    with app.app_context():
+        run_id = start_daily_run(None, DAY, enqueue=False).id
+    state, plans = _plans_of(app, lambda: (runs.process_run(run_id, worker_name="test", poll=0),
+                                          runs.progress(run_id))[1])
     assert state["status"] == "done" and state["matched"] == 3 and state["changed"] >= 2, state
     assert any("dunning_chunk_rows" in statement for statement, _plan in plans)  # the SQL path was planned
-    bad = POSTGRES_BAD if dialect == "postgresql" else SQLITE_BAD
-    offenders = [(statement.split("\n")[0][:120], line) for statement, plan in plans for line in plan
-                 if bad.search(line.strip().lstrip("->").strip())]
-    assert offenders == []
+    assert _offenders(app, plans) == []

@@ -11,7 +11,7 @@ rolls back and is done again; the day's run is unique (period key "dunning:YYYY-
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 
 from portal.domain import notify, runs
 from portal.domain.dunning import daily_sql
@@ -188,7 +188,12 @@ def _write_next_looks(plan, changed):
 
 def due_a_look(selection, as_of):  # noqa: ARG001
     """The accounts a day's run looks at: those whose next look is due on its day (a partial index)."""
-    return Account.dunning_next_on <= date.fromisoformat(selection["day"])
+    due = Account.dunning_next_on <= date.fromisoformat(selection["day"])
+    if db.engine.dialect.name == "sqlite":
+        # SQLite's planner hint that few rows match: without statistics it listed a run's candidates in id
+        # order by reading every account (0.3-0.5 s at 1M accounts, most of a day with nothing due)
+        return func.unlikely(due)
+    return due
 
 
 runs.register_selection("dunning", due_a_look, by_candidates=True)
