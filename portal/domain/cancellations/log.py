@@ -156,12 +156,21 @@ def loggers():
     return db.session.execute(select(User.id, User.name).where(User.id.in_(ids)).order_by(User.name)).all()
 
 
-def retention_notes(request_id):
-    """The attempts on a request as one line each: '2026-11-30 Discount, Declined: note'."""
-    attempts = db.session.scalars(select(RetentionAttempt).where(RetentionAttempt.request_id == request_id)
+def _note_line(a):
+    return (f"{a.attempted_at:%Y-%m-%d} {label(OFFERS, a.offer)}, {label(ANSWERS, a.answer)}"
+            + (f": {a.note}" if a.note else ""))
+
+
+def retention_notes(request_ids):
+    """Return {request id: its attempts as one line each ('2026-11-30 Discount, Declined: note')}, one query."""
+    notes = {}
+    if not request_ids:
+        return notes
+    attempts = db.session.scalars(select(RetentionAttempt).where(RetentionAttempt.request_id.in_(request_ids))
                                   .order_by(RetentionAttempt.attempted_at, RetentionAttempt.id))
-    return "\n".join(f"{a.attempted_at:%Y-%m-%d} {label(OFFERS, a.offer)}, {label(ANSWERS, a.answer)}"
-                     + (f": {a.note}" if a.note else "") for a in attempts)
+    for a in attempts:
+        notes[a.request_id] = (notes[a.request_id] + "\n" if a.request_id in notes else "") + _note_line(a)
+    return notes
 
 
 def _people(ids):
@@ -184,12 +193,13 @@ def csv_rows(f, chunk=500):
         page_filters = LogFilters(**{**f.__dict__, "after": after, "problems": {}})
         rows, after = log_page(page_filters, chunk)
         people = _people([r.created_by_id for r, _a in rows] + [r.resolved_by_id for r, _a in rows])
+        notes = retention_notes([r.id for r, _a in rows])
         for request, account in rows:
             reason = label(REASON_CODES, request.reason_code) + (f": {request.reason}" if request.reason else "")
             yield (cell(request.contact_name), display_phone(request.phone), request.request_date.isoformat(),
                    dollars(request.amount_collected_cents), request.months_in_program, cell(reason), account.number,
                    label(CHANNELS, request.channel), label(OUTCOMES, request.outcome),
-                   cell(retention_notes(request.id)), people.get(request.created_by_id, ""),
+                   cell(notes.get(request.id, "")), people.get(request.created_by_id, ""),
                    f"{request.created_at:%Y-%m-%d %H:%M}", people.get(request.resolved_by_id, ""),
                    f"{request.resolved_at:%Y-%m-%d %H:%M}" if request.resolved_at else "")
         if after is None:
