@@ -114,8 +114,10 @@ def downgrade():
         batch_op.drop_column('reference')
     with op.batch_alter_table('invoices', schema=None) as batch_op:
         batch_op.drop_column('paid_cents')
-    with op.batch_alter_table('accounts', schema=None) as batch_op:
-        batch_op.drop_index('ix_accounts_dunning_next_on', sqlite_where=NEXT_ON, postgresql_where=NEXT_ON)
+    op.drop_index('ix_accounts_dunning_next_on', table_name='accounts')
+    # never a table copy: SQLite drops the columns in place (a copy would lose the lower(name) and lower(email)
+    # indexes, which it cannot reflect)
+    with op.batch_alter_table('accounts', schema=None, recreate='never') as batch_op:
         batch_op.drop_column('dunning_warned')
         batch_op.drop_column('dunning_next_on')
         batch_op.drop_column('dunning_since')
