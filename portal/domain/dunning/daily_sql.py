@@ -152,8 +152,8 @@ def apply_rows(run, label, note, now):
                 dunning_warned=when_changed(null(), acc.c.dunning_warned),
                 version=acc.c.version + 1)
         .execution_options(synchronize_session=False))
+    _hold_members_mail()  # before the managers' emails: it need not look at them (they are never held)
     _emails(now)
-    _hold_members_mail()
     counts = db.session.execute(select(t.c.target, func.count()).where(changed).group_by(t.c.target)).all()
     return {target: int(n) for target, n in counts}
 
