@@ -266,3 +266,10 @@ def test_a_suspension_at_the_customers_request_is_refused_in_the_dialog_while_in
     assert "can't be suspended at the customer's request" in body and "#1: $40.00 due 2026-10-01" in body
     assert 'id="status-form"' in body
     assert state(app, world.account) == before
+
+
+def test_an_overview_of_a_period_without_requests_says_so_instead_of_empty_charts(client, auth, world):
+    auth.login(world.admin.email)
+    html = client.get("/cancellations/overview").get_data(as_text=True)
+    assert 'data-testid="overview-empty"' in html and "chart-requests" not in html
+    assert 'data-testid="overview-table"' in html  # the figures (all zero) stay as a table, and in the CSV
