@@ -49,7 +49,7 @@ class Config:
     STAFF_SESSION_HOURS = os.environ.get("PORTAL_STAFF_SESSION_HOURS", "12")  # and this long after sign-in
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
     # A larger request body is refused with 413 before any view reads it (room for a 5 MB spreadsheet import);
-    # Flask's MAX_FORM_MEMORY_SIZE (500 kB) bounds a form's other fields and a url-encoded form the same way.
+    # Flask's MAX_FORM_MEMORY_SIZE (500 kB) bounds each non-file field of a multipart form the same way.
     MAX_CONTENT_LENGTH = int(os.environ.get("PORTAL_MAX_REQUEST_BYTES", str(6 * 1024 * 1024)))
 
     BILLING_CONTACT = os.environ.get("PORTAL_BILLING_CONTACT", "billing@example.com")

@@ -275,3 +275,24 @@ def test_billing_and_dunning_read_their_input_the_same_way(ctx, site, make, call
 def test_the_dunning_commands_days_are_iso_dates_in_range(text):
     with pytest.raises(click.BadParameter, match="use a date such as"):
         cli_common.parse_day(text)
+
+
+# ---------------------------------------------------------------- a request body over the limit
+
+@pytest.mark.parametrize("htmx", [False, True])
+def test_a_request_body_over_the_limit_gets_413_and_changes_nothing(app, site, auth, client, htmx):
+    """A suspension whose form is over MAX_CONTENT_LENGTH (PORTAL_MAX_REQUEST_BYTES) is refused before any view."""
+    auth.login(site.admin.email)
+    before = counts(app)
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    assert limit == 6 * 1024 * 1024
+    response = auth.post(f"/accounts/{site.account}/suspend", {
+        "reason_category": "other", "reason_note": "x" * (limit + 1), "confirm": "1"}, htmx=htmx)
+    assert response.status_code == 413
+    body = html(response)
+    assert "That request is larger than the portal accepts; nothing was changed." in body
+    if htmx:
+        assert "<html" not in body.lower() and 'data-status="413"' in body  # the message alone, for htmx
+    else:
+        assert "<html" in body.lower() and "Request too large" in body  # the portal's error page
+    assert counts(app) == before

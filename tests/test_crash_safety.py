@@ -11,7 +11,7 @@ from collections import Counter
 from datetime import datetime
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import create_engine, insert, select, text
 
 from portal.domain import runs, suspension, sweeps
 from portal.extensions import db
@@ -168,3 +168,52 @@ def test_killing_the_worker_mid_run_loses_nothing_and_doubles_nothing(app, dorma
     redone = db.session.execute(select(SweepRunChunk.claimed_by, SweepRunChunk.done_at).where(
         SweepRunChunk.id.in_(claimed_not_done))).all()
     assert all(by.startswith("second") and done for by, done in redone), redone
+
+
+def _blocked_backend(conn, blocker):
+    """The pid of a backend waiting on a lock `blocker` (the test's own backend) holds, or None."""
+    pid = conn.execute(text("SELECT pid FROM pg_stat_activity WHERE :blocker = ANY(pg_blocking_pids(pid))"),
+                       {"blocker": blocker}).scalar()
+    conn.rollback()  # pg_stat_activity is read once per transaction: the next look needs a new one
+    return pid
+
+
+def test_a_chunks_connection_cut_mid_transaction_rolls_back_and_is_redone(app, dormant, database_url,
+                                                                          redis_server):
+    """pg_terminate_backend on the connection of a chunk whose UPDATE is under way: that transaction rolls
+    back, the chunk is done again over a new connection, and the run finishes with each account changed once."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("cutting a chunk's database connection: PostgreSQL (SQLite has no server connection)")
+    admin, ids = dormant
+    locked = ids[5 * CHUNK + 3]  # in the sixth chunk
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as holder:
+            holder.execute(text("SELECT id FROM accounts WHERE id = :id FOR UPDATE"), {"id": locked})
+            me = holder.execute(text("SELECT pg_backend_pid()")).scalar()
+            run = sweeps.start_cleanup(admin, sweeps.BY_RULE, "Dormant for years")
+            worker = _start_worker(database_url, redis_server.url, "cut")
+            with engine.connect() as watcher:
+                assert _wait_until(lambda: _blocked_backend(watcher, me), timeout=60), "no chunk reached the lock"
+                victim = _blocked_backend(watcher, me)
+                assert watcher.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": victim}).scalar()
+            holder.rollback()  # the lock goes
+        _, errors = worker.communicate(timeout=180)
+    finally:
+        engine.dispose()
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(10)
+    assert worker.returncode == 0, errors[-3000:]
+    retried = [line for line in errors.splitlines() if f"of run {run.id} retried after" in line]
+    assert retried and "terminating connection due to administrator command" in retried[0], errors[-3000:]
+    db.session.rollback()
+    report = runs.progress(run.id)
+    assert report["status"] == "done" and report["chunks_done"] == report["chunks"], report
+    assert db.session.scalar(select(Account.status).where(Account.id == locked)) == "suspended"
+    assert set(db.session.scalars(select(Account.status))) == {"suspended"}
+    events = Counter(db.session.scalars(select(AuditEvent.account_id).where(
+        AuditEvent.actor_run_id == run.id, AuditEvent.action == "suspended")))
+    assert set(events) == set(ids) and set(events.values()) == {1}
+    emails = Counter(db.session.scalars(select(OutboxEmail.account_id).where(OutboxEmail.kind == "account_suspended")))
+    assert set(emails) == set(ids) and set(emails.values()) == {1}
