@@ -96,7 +96,7 @@ def test_the_status_dialog_cancel_link_stays_on_the_portal(browser, live_server,
         _sign_in_with_next(page, world.admin.email, "/accounts")
         page.goto(f"/accounts/{world.account}/status-dialog?" + urlencode({"next": f"/\\{other_site.host}/"}))
         with page.expect_navigation():
-            page.get_by_role("link", name="Cancel").click()
+            page.get_by_role("link", name="Cancel", exact=True).click()
         assert urlsplit(page.url).netloc == urlsplit(live_server.url).netloc
         assert urlsplit(page.url).path == f"/accounts/{world.account}"
         assert other_site.visits == []

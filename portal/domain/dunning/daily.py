@@ -22,6 +22,7 @@ from portal.domain.dunning.facts import load_facts
 from portal.domain.money import dollars
 from portal.extensions import db
 from portal.models import Account, AuditEvent, OutboxEmail, SweepRun, SweepRunChunk, User
+from portal.timeutil import utcnow
 
 NOTE = "Daily dunning evaluation"
 SAMPLE = 20
@@ -296,7 +297,7 @@ def tick(now=None):
     from portal.domain.background import BackgroundUnavailable
     from portal.models import DunningSchedule
 
-    now = now or datetime.utcnow()
+    now = now or utcnow()
     schedule = db.session.scalar(select(DunningSchedule).order_by(DunningSchedule.id).limit(1))
     if schedule is not None and not schedule.enabled:
         return None
