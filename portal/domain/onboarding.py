@@ -20,7 +20,7 @@ def create_account(actor, name, email, class_name=None, as_of=None):
         PermissionDenied: the actor is not a super admin.
         ValidationFailed: name missing or too long, email not an address, unknown class.
     """
-    require(actor, "set_class", None)
+    require(actor, "create_account", None)
     errors = {}
     name = (name or "").strip()
     if not name:

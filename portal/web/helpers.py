@@ -4,6 +4,7 @@ from flask_login import current_user
 from jinja2_fragments.flask import render_block
 
 from portal.domain.gate import REASONS, STATE_LABELS, banner_for
+from portal.domain.money import dollars
 from portal.web.safe_next import safe_next
 
 
@@ -74,10 +75,7 @@ def _page_context():
 
 def money(cents):
     """Format cents as dollars."""
-    if cents is None:
-        return ""
-    sign = "-" if cents < 0 else ""
-    return f"{sign}${abs(cents) / 100:,.2f}"
+    return "" if cents is None else dollars(cents)
 
 
 NUL_MESSAGE = "Your input contains a character that can't be used (a NUL byte). Remove it and try again."

@@ -10,7 +10,7 @@ go through calendar.evaluate in Python (daily.process_chunk). tests/test_dunning
 paths agree on random accounts.
 """
 from sqlalchemy import (Column, Date, Integer, MetaData, String, Table, and_, case, cast, exists, func, insert, literal,
-                        null, or_, select, text, update)
+                        null, select, text, update)
 from sqlalchemy.schema import CreateTable
 
 from portal.domain.account_search import keyset  # noqa: F401  (renders SQLite's INDEXED BY hints)
@@ -21,7 +21,6 @@ from portal.models import Account, AuditEvent, CustomerClass, Invoice, OutboxEma
 
 FAR = "9999-12-31"
 NEXT_LOOK_INDEX = "ix_accounts_dunning_next_on"  # partial: the accounts with a next look planned
-RANK = {"active": 0, "limited": 1, "suspended": 2}
 
 _rows = Table("dunning_chunk_rows", MetaData(), Column("id", Integer, primary_key=True),
               Column("state_before", String), Column("target", String), Column("change", Integer),
@@ -206,5 +205,3 @@ def settings_for_chunk():
     else:
         _sqlite_bulk_settings(db.session.connection())
 
-
-__all__ = ["note_rows", "apply_rows", "settings_for_chunk", "RANK", "or_"]
