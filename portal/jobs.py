@@ -25,3 +25,17 @@ def process_run(run_id):
     if not runs.wait_for_run(run_id):  # queued just before its start committed, and the commit failed
         return {"id": run_id, "status": "not started"}
     return runs.process_run(run_id, worker_name=getattr(job, "worker_name", None))
+
+
+def send_campaigns(now=None):
+    """Send the due survey requests of every running campaign (paused accounts send nothing)."""
+    from portal.domain.features import campaigns
+
+    return campaigns.send_due(now=now)
+
+
+def poll_social_feeds(now=None):
+    """Import new posts from the connected social feeds that are due a poll."""
+    from portal.domain.features import social
+
+    return social.poll_due(now=now)

@@ -193,8 +193,7 @@ def _seed_people_and_features(conn, shared_hash, now, demo_accounts):
             dict(account_id=account_id, name="Win-back email series", automated=True, state="active", created_at=now),
             dict(account_id=account_id, name="Holiday promotion", automated=False, state="draft", created_at=now)])
         conn.execute(insert(Listing.__table__), [
-            dict(account_id=account_id, name="Main location", connection="Maps directory", published=True,
-                 updated_at=now)])
+            dict(account_id=account_id, name="Main location", published=True, published_at=now, updated_at=now)])
         conn.execute(insert(Profile.__table__), [
             dict(account_id=account_id, public=True, headline="Neighbourhood favourite since 2019",
                  body="Seasonal menu, friendly staff.", updated_at=now)])

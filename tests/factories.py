@@ -7,7 +7,9 @@ from werkzeug.security import generate_password_hash
 
 from portal.domain.auth import new_session_token
 from portal.extensions import db
-from portal.models import Account, CustomerClass, Invoice, Reservation, User
+from portal.models import (Account, Campaign, CampaignEvent, CustomerClass, IngestionKey, IngestionRecord, Invoice,
+                           Listing, ListingConnection, Profile, Reservation, SocialPost, SocialProfile, Survey,
+                           SurveyRequest, User)
 from tests.conftest import PASSWORD
 
 _counter = itertools.count(1)
@@ -74,6 +76,53 @@ class Factory:
                 account.last_activity_at = created_at
             db.session.commit()
             return res.id
+
+    def features(self, account_id, at=None):
+        """One of each feature row in the account (a survey, campaign, request, listing, profile, feed, post, key).
+
+        Returns a namespace of their ids (campaign, survey, request, listing, connection, profile,
+        social_profile, post, key, record) and the account's number.
+        """
+        at = at or datetime(2026, 1, 5, 12, 0)
+        with self.app.app_context():
+            account = db.session.get(Account, account_id)
+            survey = Survey(account_id=account_id, kind="survey", subject="How was your visit?",
+                            body="Tell us in one minute.", created_at=at)
+            db.session.add(survey)
+            db.session.flush()
+            campaign = Campaign(account_id=account_id, name="After-visit survey", automated=True, state="active",
+                                survey_id=survey.id, delay_hours=24, daily_limit=50, created_at=at)
+            key = IngestionKey(account_id=account_id, name="Till", prefix="ik_test", digest=f"{account_id:064x}",
+                               created_at=at)
+            listing = Listing(account_id=account_id, name="Main street", address="1 Main St", published=True,
+                              published_at=at, updated_at=at)
+            profile = Profile(account_id=account_id, public=True, headline="Fresh food daily", body="Since 1999",
+                              updated_at=at)
+            feed = SocialProfile(account_id=account_id, network="reviews", handle=f"@acct{account_id}",
+                                 feed_url="http://127.0.0.1:9/feed.json", created_at=at)
+            db.session.add_all([campaign, key, listing, profile, feed])
+            db.session.flush()
+            record = IngestionRecord(account_id=account_id, source="api", external_id="visit-1",
+                                     customer_name="Rita Guest", customer_email="rita@example.test",
+                                     visited_at=at, key_id=key.id, payload="{}", created_at=at)
+            connection = ListingConnection(listing_id=listing.id, directory="Maps directory", status="connected",
+                                           external_ref="maps:123", connected_at=at)
+            post = SocialPost(account_id=account_id, social_profile_id=feed.id, external_id="post-1",
+                              network="reviews", author="A guest", content="Lovely dinner!", posted_at=at,
+                              imported_at=at, alert_state="sent", alert_sent_at=at)
+            db.session.add_all([record, connection, post,
+                                CampaignEvent(campaign_id=campaign.id, at=at, kind="created",
+                                              message="Campaign created.")])
+            db.session.flush()
+            request = SurveyRequest(account_id=account_id, survey_id=survey.id, campaign_id=campaign.id,
+                                    ingestion_record_id=record.id, kind="survey", recipient_name="Rita Guest",
+                                    recipient_email="rita@example.test", due_at=at + timedelta(hours=24),
+                                    status="pending", created_at=at)
+            db.session.add(request)
+            db.session.commit()
+            return SimpleNamespace(number=account.number, campaign=campaign.id, survey=survey.id, request=request.id,
+                                   listing=listing.id, connection=connection.id, profile=profile.id,
+                                   social_profile=feed.id, post=post.id, key=key.id, record=record.id)
 
     def world(self):
         """Staff plus two customer accounts with one person of each customer role."""

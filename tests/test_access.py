@@ -78,6 +78,8 @@ def walk_world(world, make):
     w.reservation = make.reservation(w.account, datetime(2026, 1, 5), user_id=w.member.id)
     w.other_reservation = make.reservation(w.other_account, datetime(2026, 1, 5), user_id=w.other_member.id)
     w.customer_class = make.customer_class()
+    w.features = make.features(w.account)
+    w.other_features = make.features(w.other_account)
     return w
 
 
@@ -85,7 +87,17 @@ def _ids(world, role, other=False):
     """Values for id parameters, as the given role would use them (their own account's, or another's)."""
     customer = role in CUSTOMERS
     theirs = other and customer
+    features = world.other_features if theirs else world.features
     return {
+        "number": features.number,
+        "campaign_id": features.campaign,
+        "survey_id": features.survey,
+        "request_id": features.request,
+        "listing_id": features.listing,
+        "connection_id": features.connection,
+        "social_profile_id": features.social_profile,
+        "post_id": features.post,
+        "key_id": features.key,
         "account_id": world.other_account if theirs else world.account,
         "invoice_id": world.other_invoice if theirs else world.invoice,
         "reservation_id": world.other_reservation if theirs else world.reservation,
@@ -177,6 +189,15 @@ def test_the_walk_covers_every_route():
 @pytest.mark.parametrize("route", ROUTES, ids=[f"{r.method} {r.rule}" for r in ROUTES])
 def test_route_walk(app, walk_world, redis_server, route):
     allowed = _allowed_roles(app, route.endpoint)
+    if allowed == "bearer":  # an API endpoint: a session, of any role, is never enough
+        for role in [ANONYMOUS, *ROLES]:
+            client, token = _client_as(app, walk_world, role)
+            url = _url(app, route, _ids(walk_world, role))
+            before = _snapshot(app, redis_server.url)
+            response = client.open(url, method=route.method, data={"csrf_token": token})
+            assert response.status_code == 401, f"{route.method} {url} as {role}: {response.status_code}"
+            assert _snapshot(app, redis_server.url) == before
+        return
     public = allowed == "public"
     # Roles that are refused go first, so a change made by an allowed role cannot hide one made by them.
     roles = sorted([ANONYMOUS, *ROLES], key=lambda r: public or r in allowed)
@@ -202,7 +223,15 @@ def test_route_walk(app, walk_world, redis_server, route):
             assert _snapshot(app, redis_server.url) == before, f"{where} changed something"
 
 
-WRITE_ROUTES = [r for r in ROUTES if r.method in WRITE_METHODS]
+def _bearer_endpoints():
+    app = create_app({"ENV_NAME": "testing", "SECRET_KEY": "collect", "SQLALCHEMY_DATABASE_URI": "sqlite://",
+                      "REDIS_URL": "redis://127.0.0.1:1/0"})
+    return {name for name, view in app.view_functions.items() if getattr(view, "allowed_roles", None) == "bearer"}
+
+
+BEARER_ENDPOINTS = _bearer_endpoints()
+# Bearer-token API endpoints take no session and so need no CSRF token (the walk checks they refuse a session).
+WRITE_ROUTES = [r for r in ROUTES if r.method in WRITE_METHODS and r.endpoint not in BEARER_ENDPOINTS]
 
 
 @pytest.mark.parametrize("route", WRITE_ROUTES, ids=[f"{r.method} {r.rule}" for r in WRITE_ROUTES])
@@ -230,7 +259,8 @@ def test_anonymous_htmx_request_is_sent_to_sign_in_with_hx_redirect(client):
 # ---------------------------------------------------------------- customers see only their own account
 
 # URL parameters naming something that belongs to one account.
-ACCOUNT_OWNED = {"account_id", "invoice_id", "reservation_id", "user_id"}
+ACCOUNT_OWNED = {"account_id", "invoice_id", "reservation_id", "user_id", "campaign_id", "survey_id", "request_id",
+                 "listing_id", "connection_id", "social_profile_id", "post_id", "key_id"}
 
 
 def _customer_id_routes():

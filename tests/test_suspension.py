@@ -204,11 +204,11 @@ def _add_features(account_id, member_id):
     db.session.add_all([
         Campaign(account_id=account_id, name="Spring offers", automated=True, state="active", created_at=at),
         Campaign(account_id=account_id, name="Draft", automated=False, state="draft", created_at=at),
-        Survey(account_id=account_id, kind="reminder", manual=True, subject="See you soon", created_at=at),
-        Listing(account_id=account_id, name="Main street", connection="maps:123", published=True, updated_at=at),
+        Survey(account_id=account_id, kind="reminder", subject="See you soon", created_at=at),
+        Listing(account_id=account_id, name="Main street", published=True, updated_at=at),
         Profile(account_id=account_id, public=True, headline="Fresh food daily", body="Since 1999", updated_at=at),
         SocialPost(account_id=account_id, network="social", content="Great dinner!", imported_at=at),
-        IngestionRecord(account_id=account_id, source="pos", payload="{}", created_at=at),
+        IngestionRecord(account_id=account_id, source="api", external_id="pos-1", payload="{}", created_at=at),
         Reservation(account_id=account_id, user_id=member_id, created_at=at, starts_at=at, party_size=4),
     ])
     account = db.session.get(Account, account_id)

@@ -243,6 +243,7 @@ def tick(now=None):
         plan_next_slot(schedule, now)
     result["dunning_started"] = _dunning_tick(now)
     result["pauses_ended"] = _pauses_tick(now)
+    result["features"] = _features_tick(now)
     result["recovered"] = runs.enqueue_unfinished(stale_only=True, now=now)
     result["mail_kicked"] = notify.kick_if_stranded()
     return result
@@ -270,6 +271,13 @@ def _pauses_tick(now):
         db.session.rollback()
         log.exception("ended pauses could not be reactivated")
         return []
+
+
+def _features_tick(now):
+    """Queue the campaign sends and the social feed polls that are due (portal.domain.features.ticks)."""
+    from portal.domain.features import ticks
+
+    return ticks.tick(now)
 
 
 def plan_next_slot(schedule, now=None):

@@ -37,3 +37,16 @@ def public(view):
     """Mark a view as open to everyone (sign-in page, health check)."""
     view.allowed_roles = "public"
     return view
+
+
+def bearer_api(view):
+    """Mark a view as a bearer-token API endpoint: no session, no CSRF token, no sign-in redirect.
+
+    The view authenticates the Authorization header itself (an ingestion key, an API token) and answers
+    401 without one; a session cookie alone is never enough, so another site cannot drive it.
+    """
+    from portal.extensions import csrf
+
+    view.allowed_roles = "bearer"
+    csrf.exempt(view)
+    return view

@@ -55,6 +55,20 @@ STAFF_NAV = [
     {"endpoint": "classes.index", "label": "Classes", "roles": ("super_admin",)},
     {"endpoint": "dunning.upcoming", "label": "Upcoming", "roles": ("super_admin", "support")},
     {"endpoint": "dunning.index", "label": "Dunning", "roles": ("super_admin",)},
+    {"endpoint": "effects.index", "label": "Effects", "roles": ("super_admin", "support")},
+]
+
+
+# The customers' navigation after "My account"; an entry shows once its page exists and the role may see it.
+CUSTOMER_NAV = [
+    {"endpoint": "home.my_account", "label": "My account", "roles": ("account_manager",)},
+    {"endpoint": "reservations.index", "label": "Reservations", "roles": ("account_manager", "tier_manager", "user")},
+    {"endpoint": "campaigns.index", "label": "Campaigns", "roles": ("account_manager",)},
+    {"endpoint": "surveys.index", "label": "Surveys", "roles": ("account_manager", "tier_manager")},
+    {"endpoint": "ingestion.index", "label": "Data", "roles": ("account_manager",)},
+    {"endpoint": "listings.index", "label": "Listings", "roles": ("account_manager", "tier_manager")},
+    {"endpoint": "profiles.edit", "label": "Profile", "roles": ("account_manager",)},
+    {"endpoint": "social.index", "label": "Social", "roles": ("account_manager", "tier_manager")},
 ]
 
 
@@ -70,6 +84,7 @@ def _page_context():
         "reasons": REASONS,
         "billing_contact": current_app.config["BILLING_CONTACT"],
         "staff_nav": [item for item in STAFF_NAV if item["endpoint"] in current_app.view_functions],
+        "customer_nav": [item for item in CUSTOMER_NAV if item["endpoint"] in current_app.view_functions],
     }
 
 
