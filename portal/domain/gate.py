@@ -49,7 +49,7 @@ ROLE_ACTIONS = {
     "account_manager": {
         "use_portal", "login", "view_account", "view_invoices", "receive_email", "book_reservation",
         "edit_settings", "edit_profile", "edit_listing", "publish_listing", "send_survey", "send_reminder",
-        "act_on_post", "manage_campaigns",
+        "act_on_post", "manage_campaigns", "import_data", "revoke_key",
     },
     "tier_manager": {
         "use_portal", "login", "view_account", "receive_email", "book_reservation", "edit_listing",
@@ -88,18 +88,21 @@ SUSPENSION_BANNERS = {
     "other": "Your account has been suspended.",
 }
 
+# import_data is a manager's own CSV upload (keyed ingestion through the endpoint is the system's ingest_data);
+# revoke_key stays allowed while suspended: taking a leaked key away must always be possible.
 # State overlays: for each state, per role, the actions refused and with what message.
 # An action not listed is allowed if the role allows it (ROLE_ACTIONS).
 _CUSTOMER_WRITE_ACTIONS = ("book_reservation", "edit_settings", "edit_profile", "edit_listing",
                            "publish_listing", "send_survey", "send_reminder", "act_on_post",
-                           "manage_campaigns")
+                           "manage_campaigns", "import_data")
 _SYSTEM_ACTIONS_PAUSED = ("run_campaign", "ingest_data", "send_alert", "send_notification")
 
 OVERLAYS = {
     "active": {},
     "limited": {
         "account_manager": {"book_reservation": BOOKING_LIMITED, "send_survey": LIMITED_FEATURE,
-                            "send_reminder": LIMITED_FEATURE, "manage_campaigns": LIMITED_FEATURE},
+                            "send_reminder": LIMITED_FEATURE, "manage_campaigns": LIMITED_FEATURE,
+                            "import_data": LIMITED_FEATURE},
         "tier_manager": {"book_reservation": BOOKING_LIMITED, "send_survey": LIMITED_FEATURE,
                          "send_reminder": LIMITED_FEATURE},
         "user": {"book_reservation": BOOKING_LIMITED},
