@@ -7,3 +7,4 @@ from portal.models.features import (Campaign, CampaignEvent, IngestionKey, Inges
                                    ListingConnection, Profile, SocialPost, SocialProfile, Survey, SurveyRequest)
 from portal.models.dunning import DunningSchedule, ScheduleOverride  # noqa: F401
 from portal.models.sweeps import SuspensionRule, SweepRun, SweepRunChunk, SweepSchedule  # noqa: F401
+from portal.models.api import ApiToken, ApiTokenEvent, IdempotencyKey, WebhookDelivery, WebhookEndpoint  # noqa: F401
