@@ -148,11 +148,17 @@ def _label_of(action):
     return ACTION_LABELS.get(action, (action, "other"))
 
 
+def _ordered_actions():
+    """The gate's actions in the order of ACTION_LABELS (the way people read them), unlabelled ones last."""
+    order = {action: i for i, action in enumerate(ACTION_LABELS)}
+    return sorted(gate.ACTIONS, key=lambda a: (order.get(a, len(order)), a))
+
+
 def _actions_by_feature(feature):
     for key, label in (*FEATURES.items(), ("other", "Other actions")):
         if feature is not None and key != feature:
             continue
-        actions = tuple(a for a in gate.ACTIONS if _label_of(a)[1] == key)
+        actions = tuple(a for a in _ordered_actions() if _label_of(a)[1] == key)
         if actions:
             yield key, label, actions
 
