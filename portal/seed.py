@@ -10,8 +10,8 @@ from sqlalchemy import func, insert, select, update
 
 from portal.domain.auth import hash_password, new_session_token
 from portal.extensions import db
-from portal.models import (Account, Campaign, CustomerClass, Invoice, Listing, Profile, Reservation, SocialPost,
-                           SuspensionRule, SweepSchedule, User)
+from portal.models import Account, CustomerClass, Invoice, Reservation, SuspensionRule, SweepSchedule, User
+from portal.seed_features import DemoAccount, seed_features
 from portal.timeutil import utcnow
 
 DEMO_PASSWORD = "portal-demo-2026"
@@ -181,25 +181,20 @@ def _write(conn, acc_rows, inv_rows, res_rows, user_rows):
 
 
 def _seed_people_and_features(conn, shared_hash, now, demo_accounts):
-    """Create the demo logins and the gated features of the first accounts."""
-    for email, name, role, account_id in DEMO_LOGINS:
-        if account_id is not None and account_id > demo_accounts:
-            continue
-        conn.execute(insert(User.__table__), [dict(email=email, name=name, role=role, account_id=account_id,
-                                                   password_hash=shared_hash, session_token=new_session_token(),
-                                                   created_at=now)])
-    for account_id in range(1, demo_accounts + 1):
-        conn.execute(insert(Campaign.__table__), [
-            dict(account_id=account_id, name="Win-back email series", automated=True, state="active", created_at=now),
-            dict(account_id=account_id, name="Holiday promotion", automated=False, state="draft", created_at=now)])
-        conn.execute(insert(Listing.__table__), [
-            dict(account_id=account_id, name="Main location", published=True, published_at=now, updated_at=now)])
-        conn.execute(insert(Profile.__table__), [
-            dict(account_id=account_id, public=True, headline="Neighbourhood favourite since 2019",
-                 body="Seasonal menu, friendly staff.", updated_at=now)])
-        conn.execute(insert(SocialPost.__table__), [
-            dict(account_id=account_id, network="reviews", content="Lovely evening, great service!",
-                 imported_at=now - timedelta(days=1))])
+    """Create the demo logins, and a few of each gated feature in the first accounts (portal.seed_features)."""
+    logins = [dict(email=email, name=name, role=role, account_id=account_id, password_hash=shared_hash,
+                   session_token=new_session_token(), created_at=now)
+              for email, name, role, account_id in DEMO_LOGINS if account_id is None or account_id <= demo_accounts]
+    users = User.__table__
+    ids = conn.execute(insert(users).returning(users.c.id, sort_by_parameter_order=True), logins).scalars().all()
+    managers = {}
+    for login, user_id in zip(logins, ids):
+        if login["role"] == "account_manager":
+            managers.setdefault(login["account_id"], (user_id, f"{login['name']} <{login['email']}>"))
+    rows = conn.execute(select(Account.id, Account.number, Account.name, Account.contact_phone)
+                        .where(Account.id <= demo_accounts).order_by(Account.id)).all()
+    seed_features(conn, now, [DemoAccount(id_, number, name, phone, *managers.get(id_, (None, "System")))
+                              for id_, number, name, phone in rows])
 
 
 def _fix_sequences():

@@ -5,7 +5,9 @@ import pytest
 from sqlalchemy import func, select
 
 from portal.extensions import db
-from portal.models import Account, Campaign, CustomerClass, Invoice, Listing, Profile, Reservation, User
+from portal.models import (Account, Campaign, CampaignEvent, CustomerClass, IngestionKey, IngestionRecord, Invoice,
+                           Listing, ListingConnection, Profile, Reservation, SocialPost, SocialProfile, Survey,
+                           SurveyRequest, User)
 from portal.seed import DEMO_LOGINS, DEMO_PASSWORD, seed_demo
 from tests.conftest import AuthActions
 
@@ -92,9 +94,60 @@ def test_seed_makes_some_accounts_inactive_for_years_and_some_never_active(seede
                                            Account.last_activity_at != newest)) == 0
 
 
-def test_seed_gives_the_demo_accounts_their_gated_features(seeded, ctx):
-    for model in (Campaign, Listing, Profile):
-        assert _count(select(model.id).where(model.account_id == 1)) > 0
+DEMO_ACCOUNTS = (1, 2)  # the accounts of the demo logins
+
+
+@pytest.mark.parametrize("account_id", DEMO_ACCOUNTS)
+def test_seed_gives_each_demo_account_a_few_of_each_feature(seeded, ctx, account_id):
+    def rows(model, *where):
+        return db.session.scalars(select(model).where(model.account_id == account_id, *where)).all()
+
+    surveys = rows(Survey)
+    assert sorted(s.kind for s in surveys) == ["reminder", "survey"]
+    campaigns = {c.state: c for c in rows(Campaign)}
+    assert set(campaigns) == {"active", "paused"}
+    running = campaigns["active"]
+    assert running.survey_id in {s.id for s in surveys} and running.delay_hours > 0 and running.daily_limit > 0
+    for campaign in campaigns.values():
+        kinds = db.session.scalars(select(CampaignEvent.kind).where(CampaignEvent.campaign_id == campaign.id)).all()
+        assert "created" in kinds
+    assert "paused" in db.session.scalars(select(CampaignEvent.kind).where(
+        CampaignEvent.campaign_id == campaigns["paused"].id)).all()
+    records = rows(IngestionRecord)
+    assert len(records) >= 3 and {r.source for r in records} == {"upload", "api"}
+    assert all(r.visited_at <= AS_OF and r.customer_email for r in records)
+    requests = rows(SurveyRequest, SurveyRequest.campaign_id == running.id)
+    assert {r.ingestion_record_id for r in requests} == {r.id for r in records}
+    sent = [r for r in requests if r.status == "sent"]
+    pending = [r for r in requests if r.status == "pending"]
+    assert sent and pending and all(r.sent_at <= AS_OF for r in sent) and all(r.due_at > AS_OF for r in pending)
+    assert rows(SurveyRequest, SurveyRequest.manual.is_(True))  # and one sent by hand
+    listings = rows(Listing)
+    assert 1 <= len(listings) <= 2 and any(listing.published for listing in listings)
+    for listing in listings:
+        connections = _count(select(ListingConnection.id).where(ListingConnection.listing_id == listing.id))
+        assert 1 <= connections <= 2
+    assert len(rows(Profile)) == 1
+    feeds = rows(SocialProfile)
+    assert len(feeds) == 1 and feeds[0].feed_url.startswith("https://feeds.example.invalid/")
+    assert feeds[0].next_poll_at > AS_OF + timedelta(days=3000)
+    posts = rows(SocialPost)
+    assert len(posts) >= 2 and {p.alert_state for p in posts} == {"sent"}
+    assert {p.social_profile_id for p in posts} == {feeds[0].id}
+    assert len(rows(IngestionKey, IngestionKey.revoked_at.is_(None))) == 1
+
+
+def test_only_the_demo_accounts_get_features(seeded, ctx):
+    for model in (Survey, Campaign, IngestionRecord, SurveyRequest, Listing, Profile, SocialProfile, SocialPost):
+        owners = set(db.session.scalars(select(model.account_id).distinct()))
+        assert owners == set(DEMO_ACCOUNTS), model.__name__
+
+
+def test_the_demo_feeds_are_not_polled_by_the_demo_worker(seeded, ctx):
+    from portal.domain.features import social
+
+    result = social.poll_due(now=AS_OF + timedelta(days=30))
+    assert result["polled"] == 0 and result["profiles"] == []
 
 
 def test_demo_logins_sign_in_to_their_home_pages(seeded, client):
