@@ -71,6 +71,51 @@ def queue_email(user, kind, subject, template, account=None, now=None, **context
     return email
 
 
+# Emails to a customer's own address (no portal user): the kind names the gate action ("system") whose
+# refusal holds them, checked when queued and again at delivery (an account suspended meanwhile).
+ADDRESS_MAIL_ACTIONS = {
+    "campaign_survey": "run_campaign",
+    "campaign_reminder": "run_campaign",
+    "manual_survey": "send_notification",
+    "manual_reminder": "send_notification",
+}
+
+
+def _address_mail_paused(kind, account):
+    """True when the gate pauses an email of this kind to a customer's address of the account."""
+    return account is not None and not may("system", ADDRESS_MAIL_ACTIONS[kind], account)
+
+
+def queue_address_email(account, to_addr, kind, subject, template, now=None, **context):
+    """Add an email to a customer's address (not a portal user) to the current transaction's outbox.
+
+    Args:
+        account: the Account on whose behalf it is sent (its state decides whether it is held).
+        to_addr: the recipient's email address (already validated).
+        kind: one of ADDRESS_MAIL_ACTIONS (campaign_survey, manual_reminder, ...).
+        subject: the subject line.
+        template: a Jinja template under templates/email/ rendering the plain-text body.
+        now: when it was queued (default now).
+        context: values for the template (`account` is given).
+
+    Returns:
+        The OutboxEmail, flushed (it has an id); `held` instead of `pending` while the gate pauses its kind,
+        released with the account's other held mail by release_held on reactivation.
+
+    Raises:
+        ValueError: kind is not one of ADDRESS_MAIL_ACTIONS (a programming error).
+    """
+    if kind not in ADDRESS_MAIL_ACTIONS:
+        raise ValueError(f"unknown customer email kind {kind!r}")
+    body = render_email(template, account=account, **context)
+    email = OutboxEmail(created_at=now or utcnow(), account_id=account.id, user_id=None, kind=kind, to_addr=to_addr,
+                        subject=subject, body=body,
+                        status="held" if _address_mail_paused(kind, account) else "pending")
+    db.session.add(email)
+    db.session.flush()
+    return email
+
+
 def account_managers(account_id):
     """Return the account managers of an account who receive email."""
     stmt = select(User).where(User.account_id == account_id, User.role == "account_manager",
@@ -172,11 +217,18 @@ def _finish(email_id, error=None):
     db.session.commit()
 
 
+def _paused_now(email):
+    """True when the gate now pauses this email: its user's mail, or its kind of mail to a customer's address."""
+    account = db.session.get(Account, email.account_id) if email.account_id else None
+    if email.user_id is None:
+        return email.kind in ADDRESS_MAIL_ACTIONS and _address_mail_paused(email.kind, account)
+    user = db.session.get(User, email.user_id)
+    return user is not None and _mail_paused(user, account if account is not None else user.account)
+
+
 def _hold_if_paused(email):
     """Hold an email whose recipient's mail the gate now pauses (suspended after it was queued)."""
-    user = db.session.get(User, email.user_id) if email.user_id else None
-    account = db.session.get(Account, email.account_id) if email.account_id else None
-    if user is None or not _mail_paused(user, account if account is not None else user.account):
+    if not _paused_now(email):
         return False
     db.session.execute(update(OutboxEmail).where(OutboxEmail.id == email.id, OutboxEmail.status == "pending")
                        .values(status="held").execution_options(synchronize_session=False))
