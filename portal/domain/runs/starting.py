@@ -5,8 +5,9 @@ chunks; each chunk is one transaction (portal.domain.runs.chunk) that compare-an
 status, writes one audit event per changed account, queues the managers' emails, and marks the chunk
 done. A killed worker's chunk rolls back and is claimed again once its claim is older than
 SWEEP_CHUNK_STALE_SECONDS, so every account changes once, with one event and one email. Any number
-of workers can work on one run at the same time. The database is the truth: a run whose worker died
-is queued again when a sweep worker starts (enqueue_unfinished) or by the scheduler's tick.
+of workers can work on one run at the same time. The database is the truth: a run whose worker died,
+or whose jobs Redis lost, is queued again when a sweep worker starts (enqueue_unfinished) or by the
+scheduler's tick.
 
 Clean-ups, recurring sweeps and undos are exclusive: while one is queued or running its row holds
 lock_key = "sweep", which is unique, so the database refuses a second one. A recurring run's
@@ -282,33 +283,63 @@ def enqueue_run(run_id, jobs=None):
     return True
 
 
-def _waiting_jobs(run_id):
-    """How many jobs for this run wait in the sweeps queue (not yet taken by a worker)."""
+LOST_JOBS_AFTER = timedelta(seconds=10)  # a run Redis knows no job of is queued again once this quiet
+
+
+def _sweeps_jobs():
+    """The ids of the sweeps queue's jobs Redis knows of: (waiting, all known).
+
+    Waiting: in the queue, or being taken from it by a worker (RQ's intermediate list). Known: those, the
+    ones in a worker's hands (StartedJobRegistry) and the ones planned for a retry (ScheduledJobRegistry).
+    """
+    from rq.registry import ScheduledJobRegistry, StartedJobRegistry
+
+    queue = get_queue(QUEUE_SWEEPS)
+    waiting = set(queue.get_job_ids()) | set(queue.intermediate_queue.get_job_ids())
+    in_hand = StartedJobRegistry(queue=queue).get_job_ids(cleanup=False)  # workers' own maintenance cleans it
+    planned = ScheduledJobRegistry(queue=queue).get_job_ids(cleanup=False)
+    return waiting, waiting | set(in_hand) | set(planned)
+
+
+def _of_run(job_ids, run_id):
     prefix = f"run-{run_id}-"
-    return sum(1 for job_id in get_queue(QUEUE_SWEEPS).get_job_ids() if job_id.startswith(prefix))
+    return any(job_id.startswith(prefix) for job_id in job_ids)
 
 
 def enqueue_unfinished(stale_only=True, now=None):
     """Queue processing again for unfinished runs nobody is working on; return their ids.
 
-    A worker killed mid-run leaves its run "running" and its chunk claimed; the database is the
-    truth, so a sweep worker calls this when it starts (stale_only=False) and the scheduler's tick
-    calls it for runs whose heartbeat is older than SWEEP_CHUNK_STALE_SECONDS. A run that already has
-    a job waiting in the queue is left alone; an extra job is harmless (chunks are claimed once).
+    The database is the truth. A sweep worker calls this when it starts (stale_only=False: every unfinished
+    run without a job waiting), and the scheduler's tick for runs that look abandoned:
+    - a worker killed mid-run leaves its run "running" with its heartbeat (refreshed at every chunk claim)
+      growing old: queued again once it is older than SWEEP_CHUNK_STALE_SECONDS;
+    - Redis lost the run's jobs (restarted empty, or its data lost) while the run was queued or between
+      chunks: Redis knows no job of the run (none waiting, in a worker's hands or planned for a retry), so
+      it is queued again once its heartbeat is older than LOST_JOBS_AFTER, without waiting for staleness.
+      A worker still doing its chunks keeps the heartbeat fresh, so a run in hand is not queued twice.
+    A run that already has a job waiting in the queue is left alone; an extra job is harmless anyway
+    (chunks are claimed once).
     """
     now = now or utcnow()
-    stale = timedelta(seconds=float(current_app.config["SWEEP_CHUNK_STALE_SECONDS"]))
-    query = select(SweepRun.id).where(SweepRun.status.in_(ACTIVE_STATUSES)).order_by(SweepRun.id)
+    stale_at = now - timedelta(seconds=float(current_app.config["SWEEP_CHUNK_STALE_SECONDS"]))
+    last_sign = func.coalesce(SweepRun.heartbeat_at, SweepRun.created_at)
+    query = (select(SweepRun.id, last_sign).where(SweepRun.status.in_(ACTIVE_STATUSES)).order_by(SweepRun.id))
     if stale_only:
-        query = query.where(func.coalesce(SweepRun.heartbeat_at, SweepRun.created_at) < now - stale)
+        query = query.where(last_sign < max(stale_at, now - LOST_JOBS_AFTER))
+    candidates = db.session.execute(query).all()
+    if not candidates:
+        return []
+    try:
+        waiting, known = _sweeps_jobs()
+    except Exception as exc:  # noqa: BLE001 - Redis down: nothing can be queued now anyway
+        log.warning("could not look at the sweeps queue: %s", exc)
+        return []
     queued = []
-    for run_id in list(db.session.scalars(query)):
-        try:
-            if _waiting_jobs(run_id):
-                continue
-        except Exception as exc:  # noqa: BLE001 - Redis down: nothing can be queued now anyway
-            log.warning("could not look at the sweeps queue: %s", exc)
-            break
+    for run_id, seen_at in candidates:
+        if _of_run(waiting, run_id) or (stale_only and seen_at >= stale_at and _of_run(known, run_id)):
+            continue
+        if stale_only and seen_at >= stale_at:
+            log.warning("run %s has no job left in Redis (was Redis restarted?): queueing it again", run_id)
         db.session.execute(update(SweepRun).where(SweepRun.id == run_id).values(heartbeat_at=now))
         db.session.commit()
         if enqueue_run(run_id, jobs=1):
