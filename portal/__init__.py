@@ -59,6 +59,9 @@ def register_blueprints(app):
     converters.init_app(app)  # before the routes: `<int:…>` ids are bound when a rule is added
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
+    from portal import api
+
+    api.init_app(app)  # the JSON API's blueprints under /api/v1 (flask-smorest)
     errors.init_app(app)
     headers.init_app(app)
     helpers.init_app(app)

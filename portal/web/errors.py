@@ -6,6 +6,7 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from portal.api import problems
 from portal.domain.errors import DomainError
 from portal.extensions import db
 from portal.web.session import to_login
@@ -30,9 +31,17 @@ def _wants_json():
     return request.path.startswith("/api/")
 
 
+def _wants_problem():
+    """The JSON API (portal/api) answers problem documents; the ingestion endpoint keeps its own JSON shape."""
+    return _wants_json() and request.blueprint != "ingest_api"
+
+
 def error_response(status, message):
     """Render an error as JSON (API), a small fragment (htmx) or a full page."""
     title = TITLES.get(status, "Error")
+    if _wants_problem():
+        kind = problems.BY_STATUS.get(status, "server-error" if status >= 500 else "bad-request")
+        return problems.problem_response(status, kind, message)
     if _wants_json():
         return make_response(jsonify(error=title, message=message), status)
     if request.headers.get("HX-Request") == "true":
@@ -50,6 +59,8 @@ def init_app(app):
     @app.errorhandler(DomainError)
     def domain_error(exc):
         db.session.rollback()
+        if _wants_problem():
+            return problems.from_domain_error(exc)
         return error_response(exc.status_code, exc.message)
 
     @app.errorhandler(CSRFError)
@@ -62,6 +73,8 @@ def init_app(app):
     def http_error(exc):
         if exc.response is not None:  # it brings its own answer (a throttled sign-in: the form, saying how long)
             return exc.response
+        if _wants_problem():
+            return problems.from_http_exception(exc)
         messages = {
             403: "You don't have permission to see this page.",
             404: "We couldn't find that page or record.",

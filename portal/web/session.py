@@ -6,7 +6,7 @@ it has been idle or open too long (staff_sessions). Each says why on the sign-in
 """
 from urllib.parse import urlsplit
 
-from flask import flash, make_response, redirect, request, session, url_for
+from flask import current_app, flash, make_response, redirect, request, session, url_for
 from flask_login import current_user, logout_user
 
 from portal.domain.auth import ended_by_status_change, load_session_user
@@ -85,6 +85,8 @@ def init_app(app):
         """End a session from before a status change, a refused member's, or an expired staff session."""
         if request.endpoint in (None, "static"):
             return None
+        if getattr(current_app.view_functions.get(request.endpoint), "allowed_roles", None) == "bearer":
+            return None  # a bearer-token API view: the session cookie is never read, nor ended, nor refreshed
         if not current_user.is_authenticated:
             return _end_after_status_change()
         return _end_if_refused() or _end_if_expired()

@@ -1,0 +1,97 @@
+"""The JSON API for integrations: /api/v1, OpenAPI 3.1, bearer tokens with scopes, problem+json errors.
+
+    problems      errors as RFC 9457 problem documents, one stable type per domain error
+    auth          the bearer token, its scope, the rate limit per token, and the log of every use
+    idempotency   Idempotency-Key on pushes: the first answer again, never a second write
+    schemas       the request and response shapes (marshmallow), shared by the resources
+    accounts      list, one account, its timeline, and the status changes (suspend ... cancel)
+    billing       invoices and payments pushed by a billing system, write-offs
+    cancellations the cancellation log: log a request, retention, the CSV
+    runs          the sweep rules' preview, clean-ups, a run's progress and report, undo
+    docs          the OpenAPI document (/api/v1/openapi.json) and the docs page (vendored Swagger UI)
+
+Every view calls the same domain function the page and the command call; nothing here decides anything
+the domain decides. The ingestion endpoint (portal/web/ingest_api.py) lives beside it under /api/v1.
+"""
+import http
+
+from flask_smorest import Api
+from flask_smorest.utils import prepare_response
+
+from portal.api.problems import CONTENT_TYPE
+
+PREFIX = "/api/v1"
+DESCRIPTION = """\
+The Account Suspension Portal's API for integrations: a billing system pushes invoices and payments, other
+systems read and change account status, feed the cancellation log and drive clean-up runs.
+
+**Authentication.** Send a token as `Authorization: Bearer ak_…` (super admins create tokens under Settings →
+API tokens, or with `flask api-token create`). Each operation names the scope it needs; a token without it
+gets `403` (type `forbidden`), a missing, unknown, expired or revoked token `401`. The session cookie of the
+pages is never accepted. Requests are rate-limited per token (`429`, type `rate-limited`).
+
+**Errors** are `application/problem+json` (RFC 9457) with a stable `type`: `validation` (with `errors` by
+field), `not-found`, `invalid-transition`, `conflict`, `unpaid-invoices` (with `invoices`), `not-allowed`
+(the account's state or the token owner's role refuses it), `idempotency-key-reused`, `payload-too-large`,
+`malformed-json`, `rate-limited`, and so on. A refused request changes nothing.
+
+**Pushes** (`POST …/invoices`, `POST …/payments`) take an `Idempotency-Key` header: the same key with the same
+body answers the first answer again (header `Idempotent-Replayed: true`) and writes nothing; the same key
+with another body is refused (`422`, type `idempotency-key-reused`). Keys are kept for 24 hours.
+"""
+
+
+class PortalApi(Api):
+    """flask-smorest's Api with problem+json errors documented, and no error handler of its own.
+
+    portal.web.errors answers every error (HTML for the pages, problem+json under /api/), so smorest's
+    app-wide HTTPException handler, which would answer the pages' errors in JSON, is not installed.
+    """
+
+    def _register_error_handlers(self):
+        """Leave error handling to portal.web.errors."""
+
+    def _register_responses(self):
+        """Register the error responses of every status as problem+json."""
+        from portal.api.schemas import ProblemSchema
+
+        for status in http.HTTPStatus:
+            response = {"description": status.phrase}
+            if not (100 <= status < 200) and status not in (204, 304):
+                response["schema"] = ProblemSchema
+            prepare_response(response, self.spec, CONTENT_TYPE)
+            self.spec.components.response(status.name, response, lazy=True)
+        response = {"description": "An error, as a problem document (RFC 9457)", "schema": ProblemSchema}
+        prepare_response(response, self.spec, CONTENT_TYPE)
+        self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
+
+
+def _configure(app):
+    app.config.setdefault("API_TITLE", "Account Suspension Portal API")
+    app.config.setdefault("API_VERSION", "v1")
+    app.config.setdefault("OPENAPI_VERSION", "3.1.0")
+    app.config.setdefault("API_RATE_LIMIT", "300 per minute")
+    app.config.setdefault("API_MAX_BODY_BYTES", 64 * 1024)
+    app.config.setdefault("API_SPEC_OPTIONS", {
+        "info": {"description": DESCRIPTION},
+        "servers": [{"url": "/", "description": "This portal"}],
+        "components": {"securitySchemes": {"bearerAuth": {
+            "type": "http", "scheme": "bearer", "bearerFormat": "ak_ followed by 43 URL-safe characters"}}},
+    })
+
+
+def init_app(app):
+    """Build the API for app: its blueprints, their OpenAPI document, the docs page and the request log."""
+    from portal.api import accounts, auth, billing, cancellations, docs, runs
+    from portal.domain.parsing import ID_MAX
+    from portal.web.converters import IdConverter
+
+    _configure(app)
+    api = PortalApi(app)
+    api.register_converter(IdConverter, lambda _converter: {"type": "integer", "minimum": 1, "maximum": ID_MAX})
+    for blueprint in (accounts.blp, billing.blp, cancellations.blp, runs.blp):
+        api.register_blueprint(blueprint)
+    app.extensions["portal_api"] = api
+    app.register_blueprint(docs.bp)
+    auth.init_app(app, {blueprint.name for blueprint in (accounts.blp, billing.blp, cancellations.blp, runs.blp)})
+    return api
