@@ -10,7 +10,7 @@ from portal.domain.errors import ValidationFailed
 from portal.extensions import db
 from portal.models import Account, CustomerClass, User
 from portal.web.access import public, roles_required
-from portal.web.helpers import STAFF_NAV, redirect_after_post, render
+from portal.web.helpers import CUSTOMER_NAV, STAFF_NAV, redirect_after_post, render
 from tests.conftest import CSRF_RE, PASSWORD
 
 PERSON = {"super_admin": "admin", "support": "support", "account_manager": "manager", "tier_manager": "tier",
@@ -71,11 +71,17 @@ def test_navigation_shows_the_pages_of_the_role(app, client, auth, world, role):
     if role in ("super_admin", "support"):
         expected = ["/accounts"] + [app.url_map.bind("localhost").build(item["endpoint"]) for item in STAFF_NAV
                                     if item["endpoint"] in app.view_functions and role in item["roles"]]
-    elif role == "account_manager":
-        expected = ["/my-account", "/reservations"]
     else:
-        expected = ["/reservations"]
+        expected = [app.url_map.bind("localhost").build(item["endpoint"]) for item in CUSTOMER_NAV
+                    if item["endpoint"] in app.view_functions and role in item["roles"]]
     assert links == expected
+    if role == "account_manager":  # every feature's page, in the order people work through them
+        assert links == ["/my-account", "/reservations", "/campaigns", "/surveys", "/data", "/listings", "/profile",
+                         "/social"]
+    elif role == "tier_manager":
+        assert links == ["/reservations", "/surveys", "/listings", "/social"]
+    elif role == "user":
+        assert links == ["/reservations"]
     with app.app_context():
         name, label = db.session.get(User, person.id).name, db.session.get(User, person.id).role_label
     assert f"{name} · {label}" in html
