@@ -2,7 +2,10 @@
 
 An email's life: `pending` (waiting) or `held` (its recipient's email is paused by the gate, e.g. a
 member of a suspended account) -> `sending` (claimed by one delivery run) -> `sent`, or back to
-`pending` after a failure, or `failed` after MAX_ATTEMPTS. While an email is `sending`, `sent_at`
+`pending` after a failure, or `failed` once the server has refused it MAX_ATTEMPTS times. A run that
+cannot connect to the server counts no attempt against any email: an SMTP outage of any length loses
+nothing (the delivery job retries for about a day, then the scheduler's tick queues it again). While
+an email is `sending`, `sent_at`
 holds the time of the claim, so a claim left behind by a killed worker is taken back after
 CLAIM_LEASE (the email may then go out twice: delivery is at least once, never lost).
 """
@@ -206,12 +209,15 @@ def _claim(email_id, now):
     return result.rowcount == 1
 
 
-def _finish(email_id, error=None):
-    """Record the outcome of a claimed email and commit."""
+def _finish(email_id, error=None, counted=True):
+    """Record the outcome of a claimed email and commit; counted=False gives the claim's attempt back
+    (the server was never reached, so the email itself was not refused)."""
     email = db.session.get(OutboxEmail, email_id, populate_existing=True)
     if error is None:
         email.status, email.sent_at, email.last_error = "sent", utcnow(), None
     else:
+        if not counted:
+            email.attempts -= 1
         email.status = "failed" if email.attempts >= MAX_ATTEMPTS else "pending"
         email.sent_at, email.last_error = None, str(error)[:500] or error.__class__.__name__
     db.session.commit()
@@ -268,8 +274,9 @@ def deliver_pending(batch=200, now=None):
 
     Each email is claimed (compare-and-set) before it is sent, so two runs at once never send it twice,
     and marked sent in its own commit right after the server accepts it. An email the server refuses
-    goes back to pending with its error (failed after MAX_ATTEMPTS); when the server cannot be
-    reached the run stops at once and everything not sent stays pending for the next run.
+    goes back to pending with its error (failed after MAX_ATTEMPTS refusals); when the server cannot be
+    reached the run stops at once (an attempt is counted only against an email whose sending broke an
+    open connection) and everything not sent stays pending for the next run.
     """
     _reclaim_stale(now or utcnow())
     sent = failed = 0
@@ -288,8 +295,8 @@ def deliver_pending(batch=200, now=None):
                     continue
                 try:
                     connection.send(_message(email))
-                except SERVER_ERRORS as exc:
-                    _finish(email.id, exc)
+                except SERVER_ERRORS as exc:  # counted only if the server was reached (no connection: no attempt)
+                    _finish(email.id, exc, counted=connection.smtp is not None)
                     log.warning("SMTP server unavailable (%s); %d email(s) sent this run", exc, sent)
                     return sent, failed + 1
                 except smtplib.SMTPException as exc:
