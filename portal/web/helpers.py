@@ -56,6 +56,7 @@ STAFF_NAV = [
     {"endpoint": "dunning.upcoming", "label": "Upcoming", "roles": ("super_admin", "support")},
     {"endpoint": "dunning.index", "label": "Dunning", "roles": ("super_admin",)},
     {"endpoint": "effects.index", "label": "Effects", "roles": ("super_admin", "support")},
+    {"endpoint": "api_tokens.index", "label": "API tokens", "roles": ("super_admin",)},
 ]
 
 
