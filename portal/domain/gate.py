@@ -49,7 +49,7 @@ ROLE_ACTIONS = {
     "account_manager": {
         "use_portal", "login", "view_account", "view_invoices", "receive_email", "book_reservation",
         "edit_settings", "edit_profile", "edit_listing", "publish_listing", "send_survey", "send_reminder",
-        "act_on_post", "manage_campaigns", "import_data", "revoke_key",
+        "act_on_post", "manage_campaigns", "import_data", "revoke_key", "manage_listings",
     },
     "tier_manager": {
         "use_portal", "login", "view_account", "receive_email", "book_reservation", "edit_listing",
@@ -94,7 +94,7 @@ SUSPENSION_BANNERS = {
 # An action not listed is allowed if the role allows it (ROLE_ACTIONS).
 _CUSTOMER_WRITE_ACTIONS = ("book_reservation", "edit_settings", "edit_profile", "edit_listing",
                            "publish_listing", "send_survey", "send_reminder", "act_on_post",
-                           "manage_campaigns", "import_data")
+                           "manage_campaigns", "import_data", "manage_listings")
 _SYSTEM_ACTIONS_PAUSED = ("run_campaign", "ingest_data", "send_alert", "send_notification")
 
 OVERLAYS = {

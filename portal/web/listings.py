@@ -4,7 +4,7 @@ from flask_login import current_user
 
 from portal.domain.errors import Conflict, PermissionDenied, ValidationFailed
 from portal.domain.features import listings as listings_domain
-from portal.domain.gate import may
+from portal.domain.gate import ROLE_ACTIONS, may
 from portal.web.access import roles_required
 from portal.web.helpers import redirect_after_post, render
 
@@ -19,7 +19,9 @@ def _decisions():
     account = current_user.account
     return {"account": account, "editing": may(current_user, "edit_listing", account),
             "publishing": may(current_user, "publish_listing", account),
-            "manages": current_user.role == "account_manager",  # adds, publishes, connects (as the routes declare)
+            # adds listings and connects directories: the role may (manages), and now (managing)
+            "manages": "manage_listings" in ROLE_ACTIONS.get(current_user.role, ()),
+            "managing": may(current_user, "manage_listings", account),
             "statuses": listings_domain.CONNECTION_STATUSES}
 
 

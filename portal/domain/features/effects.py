@@ -41,6 +41,7 @@ ACTION_LABELS = {
     "revoke_key": ("Revoke an ingestion key", "ingestion"),
     "edit_listing": ("Edit a listing", "listings"),
     "publish_listing": ("Publish a listing", "listings"),
+    "manage_listings": ("Add a listing, connect or disconnect a directory", "listings"),
     "edit_profile": ("Edit the public profile", "profile"),
     "view_public_profile": ("See the public profile", "profile"),
     "import_posts": ("Import posts from connected feeds (automated)", "social"),

@@ -2,7 +2,7 @@
 
 A suspension never rewrites a listing or its connections: the gate refuses editing (edit_listing) and
 publishing (publish_listing) while the account is suspended, and reactivation gives everything back as it was.
-Adding a listing and connecting or disconnecting a directory are edits (edit_listing).
+Adding a listing and connecting or disconnecting a directory are manage_listings (account managers only).
 """
 from sqlalchemy import func, select
 
@@ -103,15 +103,15 @@ def create_listing(actor, form, now=None):
         The new Listing.
 
     Raises:
-        PermissionDenied: the gate refuses edit_listing (e.g. the account is suspended); nothing is stored.
+        PermissionDenied: the gate refuses manage_listings (e.g. the account is suspended); nothing is stored.
         ValidationFailed: bad fields; nothing is stored.
     """
     now = now or utcnow()
-    account = account_for(actor, "edit_listing", getattr(actor, "account_id", None))
+    account = account_for(actor, "manage_listings", getattr(actor, "account_id", None))
     values = fields.read(form, LISTING_FIELDS)
     listing = Listing(account_id=account.id, published=False, updated_at=now, **values)
     db.session.add(listing)
-    confirm_allowed(actor, "edit_listing", account)
+    confirm_allowed(actor, "manage_listings", account)
     audit.record("listing_created", account.id, actor, data={"listing_id": listing.id, "name": listing.name},
                  now=now)
     db.session.commit()
@@ -194,11 +194,11 @@ def connect_directory(actor, listing_id, form, now=None):
 
     Raises:
         ListingNotFound: no such listing in the actor's account.
-        PermissionDenied: the gate refuses edit_listing; nothing is stored.
+        PermissionDenied: the gate refuses manage_listings; nothing is stored.
         ValidationFailed: bad fields, or the listing is already connected to that directory.
     """
     now = now or utcnow()
-    account, listing = _own_listing(actor, "edit_listing", listing_id)
+    account, listing = _own_listing(actor, "manage_listings", listing_id)
     values = fields.read(form, CONNECTION_FIELDS)
     taken = db.session.scalar(select(func.count()).select_from(ListingConnection).where(
         ListingConnection.listing_id == listing.id,
@@ -210,7 +210,7 @@ def connect_directory(actor, listing_id, form, now=None):
                                    status="connected" if reference else "pending",
                                    connected_at=now if reference else None)
     db.session.add(connection)
-    confirm_allowed(actor, "edit_listing", account)
+    confirm_allowed(actor, "manage_listings", account)
     audit.record("listing_connected", account.id, actor,
                  data={"listing_id": listing.id, "connection_id": connection.id, "directory": connection.directory},
                  now=now)
@@ -232,10 +232,10 @@ def disconnect_directory(actor, listing_id, connection_id, now=None):
 
     Raises:
         ListingNotFound: no such listing in the actor's account, or no such connection on it.
-        PermissionDenied: the gate refuses edit_listing; the connection is kept.
+        PermissionDenied: the gate refuses manage_listings; the connection is kept.
     """
     now = now or utcnow()
-    account, listing = _own_listing(actor, "edit_listing", listing_id)
+    account, listing = _own_listing(actor, "manage_listings", listing_id)
     connection_id = record_id(connection_id)
     connection = db.session.scalar(select(ListingConnection).where(
         ListingConnection.id == connection_id, ListingConnection.listing_id == listing.id)) if connection_id else None
@@ -243,7 +243,7 @@ def disconnect_directory(actor, listing_id, connection_id, now=None):
         raise ListingNotFound("We couldn't find that connection.")
     directory = connection.directory
     db.session.delete(connection)
-    confirm_allowed(actor, "edit_listing", account)
+    confirm_allowed(actor, "manage_listings", account)
     audit.record("listing_disconnected", account.id, actor,
                  data={"listing_id": listing.id, "connection_id": connection_id, "directory": directory}, now=now)
     db.session.commit()
