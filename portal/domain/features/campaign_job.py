@@ -136,6 +136,7 @@ def _send_campaign(campaign_id, now):
                                       .where(SurveyRequest.campaign_id == campaign_id,
                                              SurveyRequest.status == "pending", SurveyRequest.due_at <= now)
                                       .order_by(SurveyRequest.due_at, SurveyRequest.id).limit(BATCH)))
+        db.session.commit()  # end the read: the batch's first statement takes the campaign's lock
         if not due:
             return sent
         count = _send_batch(campaign_id, due, now)
