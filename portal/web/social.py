@@ -63,6 +63,13 @@ def disconnect(social_profile_id):
     return redirect_after_post("social.index")
 
 
+def _row(post, status=200, errors=None, notes=None, headers=None):
+    """One post's row of the list, for htmx."""
+    return render("social/index.html", block="post_row", status=status, headers=headers, post=post,
+                  networks=social_profiles.NETWORKS, acting=may(current_user, "act_on_post", current_user.account),
+                  post_errors=errors or {}, post_notes=notes or {})
+
+
 def _act(post_id, action):
     """Apply one action to a post: its row again for htmx, else a flash and a redirect to the list."""
     try:
@@ -72,13 +79,10 @@ def _act(post_id, action):
         errors = {post.id: exc.field_errors.get("note") if isinstance(exc, ValidationFailed) else exc.message}
         notes = {post.id: request.form.get("note", "")}
         if is_fragment_request():
-            return render("social/index.html", block="post_row", status=422, post=post, post_errors=errors,
-                          post_notes=notes, acting=may(current_user, "act_on_post", current_user.account))
+            return _row(post, 422, errors, notes)
         return _page(422, post_errors=errors, post_notes=notes)
     if is_fragment_request():
-        return render("social/index.html", block="post_row", post=post, post_errors={}, post_notes={},
-                      acting=may(current_user, "act_on_post", current_user.account),
-                      headers={"HX-Trigger": "social-post-updated"})
+        return _row(post, headers={"HX-Trigger": "social-post-updated"})
     flash(f"The post is {social_posts.ACTIONS[action]}.", "success")
     return redirect_after_post("social.index")
 

@@ -23,7 +23,8 @@ def lock_account(account_id):
     On SQLite the caller has already written in this transaction, so it holds the database's write lock
     and no suspension can commit in between either.
     """
-    return db.session.get(Account, account_id, populate_existing=True, with_for_update={"read": True})
+    db.session.execute(select(Account.id).where(Account.id == account_id).with_for_update(read=True))
+    return db.session.get(Account, account_id, populate_existing=True)
 
 
 def _listed(post_ids):
