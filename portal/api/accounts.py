@@ -5,6 +5,7 @@ from datetime import date
 from decimal import Decimal
 
 from flask_smorest import Blueprint
+from marshmallow import RAISE
 from sqlalchemy import select
 
 from portal.api.auth import SUPER_ADMIN, current_actor, rate_limited, token_required
@@ -95,7 +96,7 @@ def _list_args(args):
 
 @blp.route("")
 @token_required("accounts:read")
-@blp.arguments(AccountListQuerySchema, location="query")
+@blp.arguments(AccountListQuerySchema, location="query", unknown=RAISE)
 @blp.response(200, AccountListSchema)
 def list_accounts(args):
     """List accounts with the list page's filters, sorted, in keyset pages (follow `next_cursor`).
@@ -127,7 +128,7 @@ def get_one(number):
 
 @blp.route("/<number>/timeline")
 @token_required("accounts:read")
-@blp.arguments(TimelineQuerySchema, location="query")
+@blp.arguments(TimelineQuerySchema, location="query", unknown=RAISE)
 @blp.response(200, TimelineSchema)
 def timeline(args, number):
     """Read the account's audit timeline, newest first."""

@@ -2,7 +2,7 @@
 page's filters, one request with its retention attempts, record a retention attempt and outcome, the CSV.
 """
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import RAISE, Schema, fields, validate
 from sqlalchemy import select
 
 from portal.api.accounts import day
@@ -120,7 +120,7 @@ def _filters(args):
 
 @blp.route("")
 @token_required("accounts:read")
-@blp.arguments(LogQuerySchema, location="query")
+@blp.arguments(LogQuerySchema, location="query", unknown=RAISE)
 @blp.response(200, LogSchema)
 def list_requests(args):
     """List cancellation requests newest first (by date of request), with the log page's filters."""
@@ -131,7 +131,7 @@ def list_requests(args):
 
 @blp.route("/export.csv")
 @token_required("accounts:read")
-@blp.arguments(LogQuerySchema, location="query")
+@blp.arguments(LogQuerySchema, location="query", unknown=RAISE)
 @blp.response(200, {"type": "string"}, content_type="text/csv",
               description="The log as CSV: the spreadsheet's columns, then the portal's")
 def export(args):

@@ -2,7 +2,7 @@
 list runs, read a run's progress and report, and undo a run. The sweeps pages call the same functions.
 """
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import RAISE, Schema, fields, validate
 
 from portal.api.auth import SUPER_ADMIN, current_actor, rate_limited, token_required
 from portal.api.schemas import Strict, text
@@ -127,7 +127,7 @@ def _run(run_id):
 
 @blp.route("/preview")
 @token_required("runs:read", SUPER_ADMIN)
-@blp.arguments(PreviewQuerySchema, location="query")
+@blp.arguments(PreviewQuerySchema, location="query", unknown=RAISE)
 @blp.response(200, PreviewSchema)
 def preview(args):
     """Dry run of the enabled rules: what a clean-up would suspend now, per rule, skipped by reason, a sample."""
@@ -138,7 +138,7 @@ def preview(args):
 
 @blp.route("")
 @token_required("runs:read", SUPER_ADMIN)
-@blp.arguments(RunListQuerySchema, location="query")
+@blp.arguments(RunListQuerySchema, location="query", unknown=RAISE)
 @blp.response(200, RunListSchema)
 def list_runs(args):
     """List runs newest first (follow `next_before`)."""
