@@ -164,6 +164,26 @@ def test_two_polls_at_once_summarise_held_posts_once(app, ctx, world, make):
     assert {p.alert_state for p in _posts(world.account)} == {"summarised"}
 
 
+def test_one_run_polls_every_due_profile_a_batch_at_a_time_within_its_budget(app, ctx, world, feeds):
+    ids = [_connect(world, feeds.set(f"/feed{n}.json", json_feed(_item(n))), f"@p{n}") for n in range(5)]
+    app.config["SOCIAL_POLL_BATCH"] = 2
+    assert social.poll_due(NOW, limit=2)["polled"] == 2
+    result = social.poll_due(NOW)
+    assert sorted(r["id"] for r in result["profiles"]) == ids[2:]
+    assert all(_profile(i).next_poll_at == NOW + timedelta(minutes=15) for i in ids)
+    app.config["SOCIAL_POLL_BUDGET_SECONDS"] = 0
+    assert social.poll_due(NOW + timedelta(minutes=15))["polled"] == 1  # out of time after the first
+
+
+def test_a_large_feed_is_read_up_to_the_items_cap_in_bounded_statements(app, ctx, world, feeds):
+    app.config["SOCIAL_MAX_ITEMS"] = 450
+    url = feeds.set("/big.json", json_feed(*[_item(n) for n in range(500)]))
+    _connect(world, url)
+    assert social.poll_due(NOW)["imported"] == 450
+    assert social.poll_due(NOW + timedelta(minutes=15))["imported"] == 0
+    assert len(_emails("social_alert")) == 1 and "...and 430 more." in _emails("social_alert")[0].body
+
+
 # ---------------------------------------------------------------- bad feeds
 
 BAD_FEEDS = {

@@ -15,6 +15,7 @@ error of one profile stops the others, and none escapes the job (the next tick's
 """
 import logging
 import os
+import time
 from datetime import timedelta
 
 from flask import current_app
@@ -39,7 +40,8 @@ DEFAULTS = {
     "SOCIAL_FETCH_TIMEOUT": (10.0, float),  # seconds for one whole fetch
     "SOCIAL_FEED_MAX_BYTES": (2 * 1024 * 1024, int),
     "SOCIAL_MAX_ITEMS": (100, int),  # items read per poll
-    "SOCIAL_POLL_BATCH": (200, int),  # profiles polled by one job
+    "SOCIAL_POLL_BATCH": (100, int),  # profiles read from the database at a time
+    "SOCIAL_POLL_BUDGET_SECONDS": (240, int),  # one job starts no new batch after this long
     "SOCIAL_FEED_ALLOW_PRIVATE": (False, lambda v: v if isinstance(v, bool) else str(v).lower() in
                                   {"1", "true", "yes", "on"}),
 }
@@ -72,7 +74,7 @@ def enqueue_polls(now):
     job_id = f"social-poll-{now:%Y%m%d%H%M}"
     try:
         get_queue(QUEUE_DEFAULT).enqueue("portal.jobs.poll_social_feeds", now, job_id=job_id, unique=True,
-                                         job_timeout=1800, result_ttl=3600, failure_ttl=86400,
+                                         job_timeout=900, result_ttl=3600, failure_ttl=86400,
                                          description=f"social feeds due at {now:%Y-%m-%d %H:%M} UTC")
     except DuplicateJobError:
         return job_id  # this minute's job is already queued or running
@@ -87,7 +89,9 @@ def poll_due(now=None, limit=None):
 
     Args:
         now: the time of the poll (default now).
-        limit: poll at most this many profiles (default SOCIAL_POLL_BATCH); the next job takes the rest.
+        limit: poll at most this many profiles. By default the due profiles are polled a batch
+            (SOCIAL_POLL_BATCH) at a time until none is left or SOCIAL_POLL_BUDGET_SECONDS have passed;
+            the next minute's job, on any worker, takes the rest.
 
     Returns:
         {"polled", "imported", "profiles": [one result per profile polled], "summaries": [...]}; a
@@ -96,12 +100,25 @@ def poll_due(now=None, limit=None):
     """
     now = now or utcnow()
     summaries = _summaries(now)
-    due = db.session.execute(select(SocialProfile.id, SocialProfile.next_poll_at)
-                             .where(or_(SocialProfile.next_poll_at.is_(None), SocialProfile.next_poll_at <= now))
-                             .order_by(SocialProfile.next_poll_at.asc().nulls_first(), SocialProfile.id)
-                             .limit(limit or setting("SOCIAL_POLL_BATCH"))).all()
-    db.session.rollback()
-    results = [result for profile_id, seen in due if (result := _poll_safely(profile_id, seen, now))]
+    batch = limit or setting("SOCIAL_POLL_BATCH")
+    deadline = time.monotonic() + setting("SOCIAL_POLL_BUDGET_SECONDS")
+    results, seen_ids = [], set()
+    while True:
+        due = [(profile_id, seen) for profile_id, seen in db.session.execute(
+            select(SocialProfile.id, SocialProfile.next_poll_at)
+            .where(or_(SocialProfile.next_poll_at.is_(None), SocialProfile.next_poll_at <= now))
+            .order_by(SocialProfile.next_poll_at.asc().nulls_first(), SocialProfile.id).limit(batch))
+            if profile_id not in seen_ids]  # each profile once per run, whatever happened to it
+        db.session.rollback()
+        for profile_id, seen in due:
+            if limit is None and results and time.monotonic() > deadline:
+                break  # the rest stay due for the next job (one profile at least is polled per run)
+            seen_ids.add(profile_id)
+            result = _poll_safely(profile_id, seen, now)
+            if result is not None:
+                results.append(result)
+        if limit is not None or not due or time.monotonic() > deadline:
+            break
     return {"polled": sum(r["status"] != "taken" for r in results),
             "imported": sum(r["new"] for r in results), "profiles": results, "summaries": summaries}
 
@@ -149,6 +166,9 @@ def poll_profile(profile_id, seen, now):
         return {"id": profile_id, "account_id": None, "handle": None, "status": "taken", "new": 0, "skipped": 0,
                 "alerts": "none", "error": None}
     profile = db.session.get(SocialProfile, profile_id, populate_existing=True)
+    if profile is None:  # disconnected just now
+        db.session.rollback()
+        return None
     account = db.session.get(Account, profile.account_id, populate_existing=True)
     decision = may("system", "import_posts", account)
     url, failures = profile.feed_url, profile.failures
@@ -203,17 +223,18 @@ def _refused(profile_id, until, message, now):
     return _result(profile, "refused", error=message)
 
 
-def _insert_posts(profile, posts, now):
+def _insert_posts(profile, posts, now, chunk=200):
     """Insert the posts not already there (the unique key decides, in the database); return the new ids."""
-    if not posts:
-        return []
-    rows = [dict(post, account_id=profile.account_id, social_profile_id=profile.id, network=profile.network,
-                 imported_at=now, alert_state="none") for post in posts]
     insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = (insert(SocialPost).values(rows)
-            .on_conflict_do_nothing(index_elements=["social_profile_id", "external_id"])
-            .returning(SocialPost.id))
-    return list(db.session.scalars(stmt))
+    new_ids = []
+    for start in range(0, len(posts), chunk):  # a bounded number of parameters per statement
+        rows = [dict(post, account_id=profile.account_id, social_profile_id=profile.id, network=profile.network,
+                     imported_at=now, alert_state="none") for post in posts[start:start + chunk]]
+        stmt = (insert(SocialPost).values(rows)
+                .on_conflict_do_nothing(index_elements=["social_profile_id", "external_id"])
+                .returning(SocialPost.id))
+        new_ids.extend(db.session.scalars(stmt))
+    return new_ids
 
 
 def _store(profile_id, until, posts, skipped, now):
