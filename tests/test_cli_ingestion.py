@@ -78,8 +78,6 @@ def test_create_says_what_is_wrong(app, runner, world, args, message):
     assert stored_keys(app) == []
 
 
-@pytest.mark.xfail(strict=True, reason="the gate gives super admins neither edit_settings nor revoke_key "
-                                       "(portal/domain/gate.py ROLE_ACTIONS): the lead decides")
 def test_a_super_admin_creates_and_revokes_keys_for_any_account(app, runner, world):
     number = number_of(app, world.account)
     created = runner.invoke(args=["ingestion", "key", "create", number, "--name", "Support's", "--as",

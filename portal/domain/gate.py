@@ -42,14 +42,14 @@ ROLE_ACTIONS = {
         "use_portal", "login", "view_account", "view_invoices", "edit_profile", "suspend", "reactivate",
         "cancel", "write_off", "shift", "lift", "set_exempt", "manage_rules", "run_sweep",
         "log_cancellation_request", "record_retention", "export_accounts", "add_invoice", "record_payment",
-        "manage_classes", "set_class", "create_account",
+        "manage_classes", "set_class", "create_account", "create_key", "revoke_key",
     },
     "support": {"use_portal", "login", "view_account", "view_invoices", "log_cancellation_request",
                 "export_accounts"},
     "account_manager": {
         "use_portal", "login", "view_account", "view_invoices", "receive_email", "book_reservation",
         "edit_settings", "edit_profile", "edit_listing", "publish_listing", "send_survey", "send_reminder",
-        "act_on_post", "manage_campaigns", "import_data", "revoke_key", "manage_listings",
+        "act_on_post", "manage_campaigns", "import_data", "create_key", "revoke_key", "manage_listings",
     },
     "tier_manager": {
         "use_portal", "login", "view_account", "receive_email", "book_reservation", "edit_listing",
@@ -89,12 +89,13 @@ SUSPENSION_BANNERS = {
 }
 
 # import_data is a manager's own CSV upload (keyed ingestion through the endpoint is the system's ingest_data);
-# revoke_key stays allowed while suspended: taking a leaked key away must always be possible.
+# create_key makes an ingestion key (super admins too, for scripts); revoke_key stays allowed while suspended:
+# taking a leaked key away must always be possible.
 # State overlays: for each state, per role, the actions refused and with what message.
 # An action not listed is allowed if the role allows it (ROLE_ACTIONS).
 _CUSTOMER_WRITE_ACTIONS = ("book_reservation", "edit_settings", "edit_profile", "edit_listing",
                            "publish_listing", "send_survey", "send_reminder", "act_on_post",
-                           "manage_campaigns", "import_data", "manage_listings")
+                           "manage_campaigns", "import_data", "manage_listings", "create_key")
 _SYSTEM_ACTIONS_PAUSED = ("run_campaign", "ingest_data", "send_alert", "send_notification")
 
 OVERLAYS = {
@@ -138,6 +139,11 @@ class Decision:
         return self.allowed
 
 
+# Actions only a super admin has (a customer's own actions that super admins share, such as edit_profile, are not).
+_SUPER_ADMIN_ONLY = ROLE_ACTIONS["super_admin"] - set().union(
+    *(actions for role, actions in ROLE_ACTIONS.items() if role != "super_admin"))
+
+
 def _build_table():
     """Expand ROLE_ACTIONS and OVERLAYS into {(state, role, action): message or None}."""
     table = {}
@@ -146,7 +152,7 @@ def _build_table():
             overlay = OVERLAYS[state].get(role, {})
             for action in ACTIONS:
                 if action not in ROLE_ACTIONS[role]:
-                    staff_action = action in ROLE_ACTIONS["super_admin"] - ROLE_ACTIONS["support"]
+                    staff_action = action in _SUPER_ADMIN_ONLY
                     table[(state, role, action)] = STAFF_ONLY_MESSAGE if staff_action else NOT_ALLOWED_MESSAGE
                 else:
                     table[(state, role, action)] = overlay.get(action)

@@ -28,7 +28,7 @@ def _page(status=200, block=None, headers=None, **context):
                   records=records, next_after=next_after, paged=after is not None, keys=keys,
                   key_prefixes={key.id: key.prefix for key in keys},
                   uploading=may(current_user, "import_data", account),
-                  creating_keys=may(current_user, "edit_settings", account),
+                  creating_keys=may(current_user, "create_key", account),
                   revoking_keys=may(current_user, "revoke_key", account),
                   max_rows=ingestion.setting("INGEST_UPLOAD_MAX_ROWS"),
                   max_size=ingestion.size_text(ingestion.setting("INGEST_UPLOAD_MAX_BYTES")), **context)

@@ -38,6 +38,7 @@ ACTION_LABELS = {
     "send_reminder": ("Send a reminder by hand", "surveys"),
     "import_data": ("Upload customers' visits (CSV)", "ingestion"),
     "ingest_data": ("Take in visits through the ingestion endpoint (automated)", "ingestion"),
+    "create_key": ("Create an ingestion key", "ingestion"),
     "revoke_key": ("Revoke an ingestion key", "ingestion"),
     "edit_listing": ("Edit a listing", "listings"),
     "publish_listing": ("Publish a listing", "listings"),

@@ -2,7 +2,7 @@
 
 A key reads `ik_` and 43 URL-safe characters (256 random bits). The portal keeps its digest, to find the key
 by, and its first characters (the prefix), so people can tell keys apart on the page and in the audit trail.
-Creating one asks the gate for `edit_settings` (refused while the account is suspended); revoking asks for
+Creating one asks the gate for `create_key` (refused while the account is suspended); revoking asks for
 `revoke_key`, which stays allowed while suspended: taking a leaked key away must always be possible.
 """
 import hashlib
@@ -84,11 +84,11 @@ def create_key(actor, account_id, name, now=None):
 
     Raises:
         AccountNotFound: no such account.
-        PermissionDenied: the gate refuses edit_settings (for example, the account is suspended).
+        PermissionDenied: the gate refuses create_key (for example, the account is suspended).
         ValidationFailed(name): no name, too long, or the account already has ACTIVE_KEYS_MAX active keys.
     """
     now = now or utcnow()
-    account = load_for_action(actor, "edit_settings", account_id)
+    account = load_for_action(actor, "create_key", account_id)
     name = _clean_name(name)
     active = db.session.scalar(select(func.count()).select_from(IngestionKey).where(
         IngestionKey.account_id == account.id, IngestionKey.revoked_at.is_(None)))
