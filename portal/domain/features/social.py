@@ -41,14 +41,14 @@ DEFAULTS = {
     "SOCIAL_FEED_MAX_BYTES": (2 * 1024 * 1024, int),
     "SOCIAL_MAX_ITEMS": (100, int),  # items read per poll
     "SOCIAL_POLL_BATCH": (100, int),  # profiles read from the database at a time
-    "SOCIAL_POLL_BUDGET_SECONDS": (240, int),  # one job starts no new batch after this long
+    "SOCIAL_POLL_BUDGET_SECONDS": (240, int),  # one run starts no new profile after this long
     "SOCIAL_FEED_ALLOW_PRIVATE": (False, lambda v: v if isinstance(v, bool) else str(v).lower() in
                                   {"1", "true", "yes", "on"}),
 }
 
 
 def setting(name):
-    """Return a social monitor setting: the app's config, else the PORTAL_<name> environment variable, else its default."""
+    """Return a social monitor setting: the app's config, else the PORTAL_<name> variable, else its default."""
     default, cast = DEFAULTS[name]
     value = current_app.config.get(name)
     if value is None:
@@ -66,7 +66,6 @@ def enqueue_polls(now):
     due = db.session.scalar(select(SocialProfile.id).where(or_(SocialProfile.next_poll_at.is_(None),
                                                                 SocialProfile.next_poll_at <= now)).limit(1))
     held = db.session.scalar(select(SocialPost.id).where(SocialPost.alert_state == "held").limit(1))
-    db.session.rollback()
     if due is None and held is None:
         return None
     from rq.exceptions import DuplicateJobError
