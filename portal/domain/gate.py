@@ -79,6 +79,7 @@ CANCELLED = "This account has been cancelled. Please contact {billing_contact} i
 UNKNOWN_STATE = "This account is not available right now. Please contact {billing_contact}."
 PAUSED = "Paused while the account is suspended."
 PAUSED_LIMITED = "Paused while the account's service is limited."
+STOPPED_CANCELLED = "Stopped: the account has been cancelled."
 
 SUSPENSION_BANNERS = {
     "non_payment": "Your account has been suspended for non-payment of dues.",
@@ -120,7 +121,7 @@ OVERLAYS = {
         "account_manager": {a: CANCELLED for a in ROLE_ACTIONS["account_manager"]},
         "tier_manager": {a: CANCELLED for a in ROLE_ACTIONS["tier_manager"]},
         "user": {a: CANCELLED for a in ROLE_ACTIONS["user"]},
-        "system": {a: PAUSED for a in ROLE_ACTIONS["system"]},
+        "system": {a: STOPPED_CANCELLED for a in ROLE_ACTIONS["system"]},
         "public": {"view_public_profile": "This profile is no longer available."},
     },
 }
