@@ -3,7 +3,6 @@ import logging
 import threading
 from datetime import datetime, timedelta
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis import Redis
@@ -11,7 +10,7 @@ from rq import Queue
 from sqlalchemy import delete, func, select
 
 from portal.domain import notify
-from portal.domain.features import campaign_job, campaigns, ticks
+from portal.domain.features import campaign_job, ticks
 from portal.extensions import QUEUE_DEFAULT, db
 from portal.models import Campaign, CampaignEvent, IngestionRecord, OutboxEmail, Survey, SurveyRequest
 from tests.campaign_helpers import (add_campaign, add_survey, campaign_row, events, ingest, reactivate, set_status,
