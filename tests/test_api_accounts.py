@@ -94,6 +94,11 @@ def test_a_filter_the_list_page_would_ignore_is_refused(api):
     assert "nonsense" in problem(api.get("/api/v1/accounts?nonsense=1"), 422, "validation")["errors"]
 
 
+def test_date_times_carry_their_offset(app, api, world):
+    body = api.get(f"/api/v1/accounts/{number_of(app, world.account)}").get_json()
+    assert body["created_at"] == "2024-01-01T00:00:00+00:00"
+
+
 def test_the_timeline_is_newest_first_and_names_who_acted(app, api, world):
     number = number_of(app, world.account)
     api.post(f"/api/v1/accounts/{number}/suspend", REASON)
@@ -131,6 +136,8 @@ def test_refusals_are_problems_that_change_nothing(app, api, world):
     problem(api.post(f"/api/v1/accounts/{number}/suspend", raw="[1, 2]"), 422, "validation")
     problem(api.post(f"/api/v1/accounts/{number}/suspend", {"reason_category": 7, "reason_note": ["x"]}),
             422, "validation")
+    assert "reason_note" in problem(api.post(f"/api/v1/accounts/{number}/suspend",
+                                             dict(REASON, reason_note="nul\x00byte")), 422, "validation")["errors"]
     huge = {"reason_category": "other", "reason_note": "x" * 100_000}
     problem(api.post(f"/api/v1/accounts/{number}/suspend", huge), 413, "payload-too-large")
     assert snapshot(app, world.account) == before

@@ -9,7 +9,7 @@ from marshmallow import Schema, fields, validate
 from portal.api.accounts import day, find_account, state
 from portal.api.auth import SUPER_ADMIN, current_actor, rate_limited, token_required
 from portal.api.idempotency import IdempotencyHeaderSchema, run_once
-from portal.api.schemas import AccountSchema, Strict, cents, text
+from portal.api.schemas import AccountSchema, Strict, UtcDateTime, cents, text
 from portal.domain.billing import ledger
 from portal.domain.parsing import ID_MAX
 
@@ -39,7 +39,7 @@ class InvoiceSchema(Schema):
     amount_cents = fields.Integer(required=True)
     paid_cents = fields.Integer(required=True)
     due_date = fields.Date(required=True)
-    issued_at = fields.DateTime(required=True)
+    issued_at = UtcDateTime(required=True)
     status = fields.String(required=True, validate=validate.OneOf(("open", "paid", "written_off")))
 
 

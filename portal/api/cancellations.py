@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from portal.api.accounts import day
 from portal.api.auth import SUPER_ADMIN, current_actor, rate_limited, token_required
-from portal.api.schemas import Strict, text
+from portal.api.schemas import Strict, UtcDateTime, text
 from portal.domain.cancellations import log, requests, retention
 from portal.domain.cancellations.choices import ANSWERS, CHANNELS, OFFERS, OUTCOMES, REASON_CODES
 from portal.domain.cancellations.fields import MONTHS_MAX
@@ -63,7 +63,7 @@ class LogQuerySchema(Strict):
 
 class AttemptSchema(Schema):
     id = fields.Integer(required=True)
-    attempted_at = fields.DateTime(required=True)
+    attempted_at = UtcDateTime(required=True)
     offer = fields.String(required=True)
     answer = fields.String(required=True)
     note = fields.String(allow_none=True, required=True)
@@ -84,8 +84,8 @@ class RequestSchema(Schema):
     outcome_note = fields.String(allow_none=True, required=True)
     pause_until = fields.Date(allow_none=True, required=True)
     logged_by = fields.String(allow_none=True, required=True, metadata={"description": "The email of who logged it"})
-    created_at = fields.DateTime(required=True)
-    resolved_at = fields.DateTime(allow_none=True, required=True)
+    created_at = UtcDateTime(required=True)
+    resolved_at = UtcDateTime(allow_none=True, required=True)
     attempts = fields.List(fields.Nested(AttemptSchema))
 
 

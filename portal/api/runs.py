@@ -5,7 +5,7 @@ from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, fields, validate
 
 from portal.api.auth import SUPER_ADMIN, current_actor, rate_limited, token_required
-from portal.api.schemas import Strict, text
+from portal.api.schemas import Strict, UtcDateTime, text
 from portal.domain import sweeps
 from portal.domain.gate import REASONS
 from portal.domain.parsing import ID_MAX
@@ -40,7 +40,7 @@ class SampleSchema(Schema):
 
 
 class PreviewSchema(Schema):
-    as_of = fields.DateTime(required=True)
+    as_of = UtcDateTime(required=True)
     rules = fields.List(fields.Nested(RuleSchema), required=True)
     total_accounts = fields.Integer(required=True)
     matched = fields.Integer(required=True)
@@ -91,10 +91,10 @@ class RunSchema(Schema):
     triggered_by = fields.String(required=True)
     reason_category = fields.String(allow_none=True, required=True)
     reason_note = fields.String(allow_none=True, required=True)
-    as_of = fields.DateTime(allow_none=True, required=True)
-    created_at = fields.DateTime(required=True)
-    started_at = fields.DateTime(allow_none=True, required=True)
-    finished_at = fields.DateTime(allow_none=True, required=True)
+    as_of = UtcDateTime(allow_none=True, required=True)
+    created_at = UtcDateTime(required=True)
+    started_at = UtcDateTime(allow_none=True, required=True)
+    finished_at = UtcDateTime(allow_none=True, required=True)
     undo_of_run_id = fields.Integer(allow_none=True, required=True)
     undone_by_run_id = fields.Integer(allow_none=True)
     can_undo = fields.Boolean()

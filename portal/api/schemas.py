@@ -4,12 +4,15 @@ Input schemas check only shape and bounds the database imposes (types, lengths, 
 about the values (which reasons exist, which dates are allowed, ...) is the domain's, and its refusal comes
 back as a `validation` problem naming the field.
 """
-from marshmallow import RAISE, Schema, fields, validate
+from collections.abc import Mapping
+from datetime import timezone
+
+from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
 
 from portal.domain.account_search import PAGE_SIZES, Q_MAX, SORTS
 from portal.domain.gate import REASONS, STATE_LABELS, STATES
 from portal.domain.money import MAX_CENTS
-from portal.domain.parsing import ID_MAX
+from portal.domain.parsing import ID_MAX, bad_character, text_problem
 
 TEXT_MAX = 2000  # no text field of the portal takes more; the domain says each field's own limit
 
@@ -31,11 +34,33 @@ def version():
         "description": "The account `version` last read; if the account changed since, 409 and nothing changes."})
 
 
+class UtcDateTime(fields.DateTime):
+    """A date-time the portal stores as naive UTC, written with its offset (RFC 3339: 2026-12-01T14:30:00+00:00)."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return super()._serialize(value, attr, obj, **kwargs)
+
+
 class Strict(Schema):
-    """Refuse unknown fields (marshmallow's RAISE), so a misspelt field is an error, not silently dropped."""
+    """Refuse unknown fields (marshmallow's RAISE), so a misspelt field is an error, not silently dropped, and text
+    no field can hold (NUL, a lone surrogate, a noncharacter), as the pages refuse NUL in every form."""
 
     class Meta:
         unknown = RAISE
+
+    @pre_load
+    def refuse_unusable_text(self, data, **_kwargs):
+        if isinstance(data, Mapping):
+            errors = {name: text_problem(value, "This value") for name, value in data.items()
+                      if isinstance(value, str) and bad_character(value) is not None}
+            errors.update({name: "This value contains a character that can't be used."
+                           for name, value in data.items() if isinstance(value, list)
+                           and any(isinstance(v, str) and bad_character(v) is not None for v in value)})
+            if errors:
+                raise ValidationError(errors)
+        return data
 
 
 # ---------------------------------------------------------------- problems
@@ -79,8 +104,8 @@ class AccountSummarySchema(Schema):
     customer_class = fields.String(allow_none=True, required=True)
     exempt = fields.Boolean(required=True)
     balance_cents = fields.Integer(required=True)
-    last_activity_at = fields.DateTime(allow_none=True, required=True)
-    created_at = fields.DateTime(required=True)
+    last_activity_at = UtcDateTime(allow_none=True, required=True)
+    created_at = UtcDateTime(required=True)
 
 
 class AccountListSchema(Schema):
@@ -136,13 +161,13 @@ class AccountSchema(Schema):
     credit_cents = fields.Integer(required=True)
     version = fields.Integer(required=True)
     as_of = fields.Date(required=True)
-    created_at = fields.DateTime(required=True)
-    last_activity_at = fields.DateTime(allow_none=True, required=True)
+    created_at = UtcDateTime(required=True)
+    last_activity_at = UtcDateTime(allow_none=True, required=True)
 
 
 class EventSchema(Schema):
     id = fields.Integer(required=True)
-    at = fields.DateTime(required=True)
+    at = UtcDateTime(required=True)
     actor = fields.String(required=True)
     action = fields.String(required=True)
     reason_category = fields.String(allow_none=True, required=True)
