@@ -14,6 +14,7 @@ Every view calls the same domain function the page and the command call; nothing
 the domain decides. The ingestion endpoint (portal/web/ingest_api.py) lives beside it under /api/v1.
 """
 import http
+import os
 
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
@@ -70,7 +71,7 @@ def _configure(app):
     app.config.setdefault("API_TITLE", "Account Suspension Portal API")
     app.config.setdefault("API_VERSION", "v1")
     app.config.setdefault("OPENAPI_VERSION", "3.1.0")
-    app.config.setdefault("API_RATE_LIMIT", "300 per minute")
+    app.config.setdefault("API_RATE_LIMIT", os.environ.get("PORTAL_API_RATE_LIMIT", "300 per minute"))
     app.config.setdefault("API_MAX_BODY_BYTES", 64 * 1024)
     app.config.setdefault("API_SPEC_OPTIONS", {
         "info": {"description": DESCRIPTION},
