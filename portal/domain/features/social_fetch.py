@@ -6,14 +6,16 @@ the host is resolved, every address it resolves to must be public (not private, 
 multicast, reserved or unspecified) unless SOCIAL_FEED_ALLOW_PRIVATE is set, and the request is then sent
 to the very address that was checked (Host header and TLS server name keep the original name), so a DNS
 answer that changes between the check and the connection (DNS rebinding) cannot redirect it. Redirects
-are followed by hand, at most MAX_REDIRECTS, each one checked the same way.
+are followed by hand, at most MAX_REDIRECTS, each one checked the same way. The checks themselves are
+portal.domain.egress, shared with the webhooks; this module words their refusals for feeds.
 """
-import ipaddress
-import socket
+import socket  # noqa: F401  (tests answer DNS through social_fetch.socket.getaddrinfo)
 import time
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin
 
 import httpx
+
+from portal.domain import egress
 
 MAX_URL_LENGTH = 500
 MAX_REDIRECTS = 3
@@ -30,35 +32,25 @@ class FeedError(Exception):
         self.message = message
 
 
-def _host_and_port(url):
-    """Return (scheme, host, port) of an http(s) URL, or raise FeedError saying what is wrong with it."""
-    if not isinstance(url, str) or not url.strip():
-        raise FeedError("Enter the feed's address, starting with http:// or https://.")
-    if len(url) > MAX_URL_LENGTH:
-        raise FeedError(f"Keep the feed's address to {MAX_URL_LENGTH} characters.")
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError:
-        raise FeedError("That is not a web address; enter one like https://example.com/feed.json.") from None
-    if parts.scheme not in ("http", "https"):
-        raise FeedError("The feed's address must start with http:// or https://.")
-    if not parts.hostname:
-        raise FeedError("The feed's address needs a host name, like https://example.com/feed.json.")
-    if parts.username is not None or parts.password is not None:
-        raise FeedError("Leave user names and passwords out of the feed's address.")
-    return parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80)
+FEED_MESSAGES = {
+    egress.EMPTY: "Enter the feed's address, starting with http:// or https://.",
+    egress.TOO_LONG: f"Keep the feed's address to {MAX_URL_LENGTH} characters.",
+    egress.NOT_A_URL: "That is not a web address; enter one like https://example.com/feed.json.",
+    egress.SCHEME: "The feed's address must start with http:// or https://.",
+    egress.NO_HOST: "The feed's address needs a host name, like https://example.com/feed.json.",
+    egress.CREDENTIALS: "Leave user names and passwords out of the feed's address.",
+    egress.NOT_FOUND: "The feed's host {host} could not be found.",
+    egress.PRIVATE: "The feed's address points inside a private network (a private, loopback or "
+                    "link-local address), which the portal does not fetch from.",
+}
 
 
 def _refused(address):
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return not ip.is_global or ip.is_multicast
+    return egress.is_refused(address)
 
 
 def resolve_public(url, allow_private=False):
-    """Resolve the URL's host and return the address to connect to, checked as described above.
+    """Resolve the URL's host and return the address to connect to (portal.domain.egress.resolve).
 
     Args:
         url: an http(s) URL.
@@ -70,19 +62,10 @@ def resolve_public(url, allow_private=False):
     Raises:
         FeedError: not an http(s) URL, the host cannot be found, or it resolves to an address refused.
     """
-    scheme, host, port = _host_and_port(url)
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError, OSError):
-        raise FeedError(f"The feed's host {host} could not be found.") from None
-    addresses = list(dict.fromkeys(info[4][0].split("%", 1)[0] for info in infos))
-    if not addresses:
-        raise FeedError(f"The feed's host {host} could not be found.")
-    if not allow_private and any(_refused(address) for address in addresses):
-        # every address must pass: a name answering with one public and one internal address is refused
-        raise FeedError("The feed's address points inside a private network (a private, loopback or "
-                        "link-local address), which the portal does not fetch from.")
-    return scheme, host, port, addresses[0]
+        return egress.resolve(url, allow_private, MAX_URL_LENGTH, refused=_refused)
+    except egress.AddressRefused as exc:
+        raise FeedError(FEED_MESSAGES[exc.kind].format(host=exc.host)) from None
 
 
 def check_url(url, allow_private=False):
@@ -91,15 +74,7 @@ def check_url(url, allow_private=False):
     return url.strip()
 
 
-def _pinned(url, address):
-    """Return the URL with its host replaced by address, and the Host header naming the original host."""
-    parts = urlsplit(url)
-    literal = f"[{address}]" if ":" in address else address
-    netloc = literal if parts.port is None else f"{literal}:{parts.port}"
-    host_header = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
-    if ":" in parts.hostname:  # an IPv6 literal in the URL itself
-        host_header = f"[{parts.hostname}]" + (f":{parts.port}" if parts.port is not None else "")
-    return urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, "")), host_header
+_pinned = egress.pinned
 
 
 def _read_body(response, max_bytes, deadline):
