@@ -8,7 +8,7 @@ from flask import current_app, request
 from werkzeug.exceptions import HTTPException
 
 from portal.domain.background import BackgroundUnavailable
-from portal.domain.errors import (AccountNotFound, Conflict, DomainError, InvalidTransition, PermissionDenied,
+from portal.domain.errors import (AccountNotFound, Conflict, InvalidTransition, PermissionDenied,
                                   UnpaidInvoices, ValidationFailed)
 from portal.domain.runs import RunInProgress
 
