@@ -8,3 +8,4 @@ from portal.models.features import (Campaign, CampaignEvent, IngestionKey, Inges
 from portal.models.dunning import DunningSchedule, ScheduleOverride  # noqa: F401
 from portal.models.sweeps import SuspensionRule, SweepRun, SweepRunChunk, SweepSchedule  # noqa: F401
 from portal.models.api import ApiToken, ApiTokenEvent, IdempotencyKey, WebhookDelivery, WebhookEndpoint  # noqa: F401
+from portal.models.api import WebhookRelay  # noqa: F401

@@ -5,10 +5,11 @@
     idempotency_keys    the first answer to a push, replayed for the same key and body
     webhook_endpoints   URLs that receive signed events
     webhook_deliveries  one event to one endpoint: the outbox row the delivery job works through
+    webhook_relay       how far the relay has read the audit trail into deliveries (portal.domain.webhooks)
 """
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, true
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.extensions import db
@@ -102,6 +103,8 @@ class WebhookEndpoint(db.Model):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # the last audit event before the endpoint existed: it receives the events after this one
+    starts_after_event_id: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     @property
     def event_list(self):
@@ -112,8 +115,9 @@ class WebhookEndpoint(db.Model):
 class WebhookDelivery(db.Model):
     """One event for one endpoint: pending, sending, delivered or failed, with its attempts.
 
-    Written in the transaction of the change it announces (an outbox row); unique per endpoint and
-    event id, so an event is never queued twice for one endpoint. "Send again" resets the row.
+    Written by the relay from the change's audit event (event_id is the audit event's id; see
+    portal.domain.webhooks); unique per endpoint and event id, so an event is never queued twice for one
+    endpoint. "Send again" resets the row.
     """
 
     __tablename__ = "webhook_deliveries"
@@ -135,3 +139,18 @@ class WebhookDelivery(db.Model):
         Index("ix_webhook_deliveries_due", "status", "next_attempt_at", "id"),  # the delivery job's scan
         Index("ix_webhook_deliveries_endpoint", "endpoint_id", "id"),  # an endpoint's log, newest first
     )
+
+
+class WebhookRelay(db.Model):
+    """The relay's place in the append-only audit trail (one row, id 1).
+
+    Every audit event up to cursor_id has been turned into deliveries, except the ids listed in gaps:
+    ids passed while not yet visible (the transaction that holds them had not committed, or rolled back),
+    watched until they appear or until they are old enough to be given up (portal.domain.webhooks.relay).
+    """
+
+    __tablename__ = "webhook_relay"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cursor_id: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    gaps: Mapped[list | None] = mapped_column(JSON)  # [[first id, last id, first seen (ISO time)], ...]
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime)
