@@ -4,10 +4,13 @@
 
 PORTAL_WEB_BIND (default 127.0.0.1:8000; a web host behind a load balancer binds 0.0.0.0:8000),
 PORTAL_WEB_WORKERS (processes; default the cores this process may run on, at least 2) and
-PORTAL_WEB_THREADS (threads per process; default 4). gunicorn's own flags on the command line win.
+PORTAL_WEB_THREADS (threads per process; default 4) and PORTAL_MAX_INFLIGHT (requests one process holds,
+answered by its threads or waiting for one; default 16 per thread). gunicorn's own flags on the command
+line win.
 
-A slow client cannot hold a worker: a thread waits at most a few seconds for a request to arrive
-(then the connection waits in the worker's poller, threadless, until `keepalive` runs out), the
+The worker is portal.gunicorn_worker's: gthread, except that a request gets a thread only once it has
+arrived whole (a slow client holds a socket, not a thread, and only for REQUEST_SECONDS), and that a
+process holding PORTAL_MAX_INFLIGHT requests answers the next ones 503 with Retry-After at once. The
 request line and headers are bounded, and the body by Flask's MAX_CONTENT_LENGTH (413). SIGHUP starts
 new workers and retires the old ones after their requests; SIGTERM stops accepting and finishes the
 requests in hand within `graceful_timeout`.
@@ -47,10 +50,17 @@ def web_threads(environ):
     return _whole_number(environ, "PORTAL_WEB_THREADS", 4, 64)
 
 
+def max_inflight(environ, threads):
+    """Requests one worker holds at once (in its threads or waiting for one): PORTAL_MAX_INFLIGHT, else 16 per
+    thread (at four threads of ~20 ms requests, the last waits about 80 ms; more are answered 503 at once)."""
+    return _whole_number(environ, "PORTAL_MAX_INFLIGHT", 16 * threads, 100_000)
+
+
 bind = [os.environ.get("PORTAL_WEB_BIND") or "127.0.0.1:8000"]  # never gunicorn's 0.0.0.0:$PORT by surprise
-worker_class = "gthread"
+worker_class = "portal.gunicorn_worker.PortalThreadWorker"  # gthread, reading requests before a thread takes them
 workers = web_workers(os.environ)
 threads = web_threads(os.environ)
+max_inflight(os.environ, threads)  # a bad PORTAL_MAX_INFLIGHT stops the start here, with its message
 timeout = 30  # a worker whose main loop is silent this long is killed and replaced (requests run in threads)
 graceful_timeout = 30  # on SIGTERM or SIGHUP, a worker's requests in hand get this long to finish
 keepalive = 5  # an idle kept-alive connection is closed after this many seconds

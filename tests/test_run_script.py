@@ -244,7 +244,8 @@ def test_web_workers_and_threads_come_from_the_environment_or_the_cores():
     for bad in ("0", "-1", "two", "٣", "65"):
         with pytest.raises(conf.WebSettingError, match="PORTAL_WEB_WORKERS must be a whole number from 1 to 64"):
             conf.web_workers({"PORTAL_WEB_WORKERS": bad})
-    assert conf.worker_class == "gthread" and conf.keepalive and conf.timeout and conf.graceful_timeout
+    assert conf.worker_class == "portal.gunicorn_worker.PortalThreadWorker"  # gthread, reading requests first
+    assert conf.keepalive and conf.timeout and conf.graceful_timeout
     assert conf.bind == ["127.0.0.1:8000"] and conf.forwarded_allow_ips == ""
 
 
