@@ -8,7 +8,7 @@ from redis import Redis
 from sqlalchemy import func, select, update
 
 from portal.domain import suspension
-from portal.domain.features import social, social_alerts, social_profiles, ticks
+from portal.domain.features import social, social_alerts, social_posts, social_profiles, ticks
 from portal.domain.gate import may
 from portal.extensions import db
 from portal.models import Account, OutboxEmail, SocialPost, SocialProfile, User
@@ -84,6 +84,17 @@ def test_a_json_feed_is_imported_once_however_often_it_is_polled(ctx, world, fee
     assert len(alerts) == 2  # one per poll with new posts (one manager)
     assert "2 new posts" in alerts[0].body and "Great wine & food" in alerts[0].body
     assert alerts[1].to_addr == world.manager.email and "Post number 3" in alerts[1].body
+
+
+def test_a_poll_stores_its_posts_oldest_first_so_the_list_reads_newest_first(ctx, world, feeds):
+    """Feeds list the newest first; the page lists posts by id, newest first, so ids must follow time."""
+    url = feeds.set("/feed.json", json_feed(_item(3), {"id": "undated", "content_text": "No date"}, _item(1),
+                                            _item(2)))
+    _connect(world, url)
+    social.poll_due(NOW)
+    assert [p.external_id for p in _posts(world.account)] == ["post-1", "post-2", "post-3", "undated"]
+    listed, _more = social_posts.list_posts(world.account)
+    assert [p.external_id for p in listed] == ["undated", "post-3", "post-2", "post-1"]
 
 
 def test_plain_lists_and_rss_are_read_and_posts_without_an_id_keep_one_digest(ctx, world, feeds):

@@ -222,10 +222,20 @@ def _refused(profile_id, until, message, now):
     return _result(profile, "refused", error=message)
 
 
+def _in_time_order(posts):
+    """Oldest first: feeds list the newest first, and the page lists posts by id, newest first.
+
+    Posts without a date count as the newest (they arrive now); among them the feed's first comes last.
+    """
+    dated = sorted((p for p in reversed(posts) if p["posted_at"] is not None), key=lambda p: p["posted_at"])
+    return dated + [p for p in posts if p["posted_at"] is None][::-1]
+
+
 def _insert_posts(profile, posts, now, chunk=200):
     """Insert the posts not already there (the unique key decides, in the database); return the new ids."""
     insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
     new_ids = []
+    posts = _in_time_order(posts)
     for start in range(0, len(posts), chunk):  # a bounded number of parameters per statement
         rows = [dict(post, account_id=profile.account_id, social_profile_id=profile.id, network=profile.network,
                      imported_at=now, alert_state="none") for post in posts[start:start + chunk]]
