@@ -149,9 +149,14 @@ def kick_delivery():
 
     Call it after the commit that queued the emails. The job has a fixed id (one delivery job at a
     time) and retries with growing intervals while SMTP is down; whatever stays pending is also sent
-    by the next kick or by `flask outbox-deliver`.
+    by the next kick or by `flask outbox-deliver`. It also queues the webhook job when an endpoint is
+    enabled (the changes that send email are the ones webhooks announce).
     """
     from rq import Retry
+
+    from portal.domain import webhooks
+
+    webhooks.kick()
 
     config = current_app.config
     try:

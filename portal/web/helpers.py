@@ -57,6 +57,7 @@ STAFF_NAV = [
     {"endpoint": "dunning.index", "label": "Dunning", "roles": ("super_admin",)},
     {"endpoint": "effects.index", "label": "Effects", "roles": ("super_admin", "support")},
     {"endpoint": "api_tokens.index", "label": "API tokens", "roles": ("super_admin",)},
+    {"endpoint": "webhooks.index", "label": "Webhooks", "roles": ("super_admin",)},
 ]
 
 
