@@ -44,8 +44,10 @@ def find_account(number):
 
 
 def state(account):
-    """The account as the API shows it: stored status, the dunning record's label and pending step."""
-    db.session.refresh(account)
+    """The account as the API shows it: stored status, the dunning record's label and pending step.
+
+    Read after the domain's commit, which expired the object: its columns are loaded afresh here.
+    """
     record = dunning_status.record(account)
     return {
         "number": account.number, "name": account.name, "email": account.email, "status": account.status,
