@@ -140,7 +140,7 @@ class _Conn(TConn):
         if type(self.parser.unreader) is SocketUnreader:
             self.parser.unreader = _BodyReader(self)  # before any request reads from it
         self.parser.unreader.start(self.arrived, self.body_left)
-        self.arrived = b""
+        self.arrived, self.body_left = b"", 0  # a request pipelined behind this one starts afresh
         self.sock.settimeout(SOCKET_TIMEOUT)
 
 
