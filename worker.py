@@ -19,6 +19,9 @@ class PortalWorker(Worker):
     """A forking worker that gives every job an app context and fresh DB connections."""
 
     flask_app = None
+    # An idle worker that lost Redis tries again at most this many seconds apart (RQ's default grows to 60 s),
+    # so queued work resumes within seconds of Redis coming back.
+    max_connection_wait_time = 5.0
 
     def perform_job(self, job, queue):
         with self.flask_app.app_context():
