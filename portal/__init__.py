@@ -16,6 +16,9 @@ def create_app(config=None):
 
     load_config(app, config)
     logging.basicConfig(level=logging.INFO)
+    from portal.web import timing
+
+    timing.init_app(app)  # first, so the Server-Timing header spans every other hook
     register_proxies(app)
     register_extensions(app)
     register_blueprints(app)
