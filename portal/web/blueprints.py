@@ -8,9 +8,11 @@ from portal.web import account_cancel, cancellation_import, cancellation_overvie
 from portal.web import cancellations
 from portal.web import campaigns, effects, ingest_api, ingestion, listings, profiles, social, surveys
 from portal.web import api_tokens
+from portal.web import audit_log, outbox
 from portal.web import webhooks
 
 BLUEPRINTS = [auth.bp, home.bp, accounts.bp, reservations.bp, rules.bp, sweeps.bp, classes.bp, dunning.bp,
               cancellations.bp, ingestion.bp, ingest_api.bp, campaigns.bp, surveys.bp, listings.bp, profiles.bp,
               social.bp, effects.bp, api_tokens.bp]
+BLUEPRINTS += [audit_log.bp, outbox.bp]
 BLUEPRINTS += [webhooks.bp]

@@ -58,6 +58,8 @@ STAFF_NAV = [
     {"endpoint": "effects.index", "label": "Effects", "roles": ("super_admin", "support")},
     {"endpoint": "api_tokens.index", "label": "API tokens", "roles": ("super_admin",)},
     {"endpoint": "webhooks.index", "label": "Webhooks", "roles": ("super_admin",)},
+    {"endpoint": "audit_log.index", "label": "Audit log", "roles": ("super_admin", "support")},
+    {"endpoint": "outbox.index", "label": "Outbox", "roles": ("super_admin", "support")},
 ]
 
 
