@@ -39,3 +39,10 @@ def poll_social_feeds(now=None):
     from portal.domain.features import social
 
     return social.poll_due(now=now)
+
+
+def send_webhooks():
+    """Turn new audit events into webhook deliveries and send the due ones (failures retried with back-off)."""
+    from portal.domain import webhooks
+
+    return webhooks.run()
