@@ -60,8 +60,6 @@ def _data(kind, row):
         return body
     body["account"].update(status=row.state_after, previous_status=row.state_before)
     body["reason"] = {"category": row.reason_category, "note": row.reason_note}
-    if data.get("invoices") is not None:
-        body["overdue_invoice_seqs"] = data["invoices"]
     if data.get("cause") is not None:
         body["cause"] = data["cause"]  # service restored by: payment | write_off | invoice
     return body
