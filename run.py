@@ -12,7 +12,8 @@ Other settings: PORT (web port; default 5000, or a free one if 5000 is taken), P
 virtual environment lives; default .venv), PORTAL_DEMO_ACCOUNTS (accounts seeded into an empty
 database; default 5000), PORTAL_REDIS_PORT (port of the private Redis; default a free one),
 PORTAL_WEB_WORKERS and PORTAL_WEB_THREADS (gunicorn's processes and threads each; default one process per
-core, at least 2, of 4 threads: see portal/gunicorn_conf.py).
+core, at least 2, of 4 threads: see portal/gunicorn_conf.py). Unless PORTAL_SMTP_HOST names a real relay, a
+local mail catcher (portal/mailcatcher.py) receives the emails on PORTAL_SMTP_PORT and keeps them in instance/mail.
 """
 import hashlib
 import os
@@ -272,6 +273,35 @@ def start_redis(services, env):
     return f"redis://127.0.0.1:{port}/0"
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def start_mail_catcher(services, env):
+    """Start the local mail catcher where the outbox sends (127.0.0.1:PORTAL_SMTP_PORT); return its port, or None.
+
+    Skipped when PORTAL_SMTP_HOST names another machine (a real relay), or when something already listens
+    on a port that was set on purpose. With the port left to its default (1025) and taken, a free one is
+    used and passed on to the other processes in env.
+    """
+    if (env.get("PORTAL_SMTP_HOST") or "127.0.0.1") not in LOOPBACK:
+        say(f"mail goes to the relay at {env['PORTAL_SMTP_HOST']}:{env.get('PORTAL_SMTP_PORT') or 1025}")
+        return None
+    port = int(env.get("PORTAL_SMTP_PORT") or 1025)
+    if not port_is_free(port):
+        if env.get("PORTAL_SMTP_PORT"):
+            say(f"something already listens on 127.0.0.1:{port}; mail goes there (no mail catcher started)")
+            return None
+        port = free_port()
+    env["PORTAL_SMTP_HOST"], env["PORTAL_SMTP_PORT"] = "127.0.0.1", str(port)
+    folder = os.path.join(INSTANCE, "mail")
+    proc = services.start("mail catcher", [VENV_PY, "-m", "portal.mailcatcher", "--host", "127.0.0.1",
+                                           "--port", str(port), "--dir", folder], env)
+    if not wait_for_port(port, proc, timeout=15):
+        raise SetupFailed(f"the mail catcher did not start on port {port}.")
+    say(f"emails are caught on 127.0.0.1:{port} and kept in {folder} (read them on the Outbox page)")
+    return port
+
+
 def flask(*args, env):
     """Run a `flask ...` command to completion; raise SetupFailed if it fails."""
     result = subprocess.run([VENV_PY, "-m", "flask", *args], cwd=ROOT, env=env)
@@ -302,6 +332,7 @@ def serve(dev=False):
         env.setdefault("PORTAL_ENV", "development")
         if not env.get("REDIS_URL"):
             env["REDIS_URL"] = start_redis(services, env)
+        start_mail_catcher(services, env)
         say("migrating the database")
         flask("db", "upgrade", env=env)
         say("seeding demo data if the database is empty")

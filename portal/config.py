@@ -57,6 +57,9 @@ class Config:
     SMTP_HOST = os.environ.get("PORTAL_SMTP_HOST", "127.0.0.1")
     SMTP_PORT = int(os.environ.get("PORTAL_SMTP_PORT", "1025"))
     SMTP_TIMEOUT = float(os.environ.get("PORTAL_SMTP_TIMEOUT", "10"))
+    SMTP_STARTTLS = os.environ.get("PORTAL_SMTP_STARTTLS", "") in ("1", "true", "yes")  # upgrade, checking the cert
+    SMTP_USER = os.environ.get("PORTAL_SMTP_USER", "")  # sign in to the relay when set
+    SMTP_PASSWORD = os.environ.get("PORTAL_SMTP_PASSWORD", "")
     BULK_ASYNC_THRESHOLD = int(os.environ.get("PORTAL_BULK_ASYNC_THRESHOLD", "300"))
     CLEANUP_CONFIRM_THRESHOLD = int(os.environ.get("PORTAL_CLEANUP_CONFIRM_THRESHOLD", "1000"))
     SWEEP_CHUNK_SIZE = int(os.environ.get("PORTAL_SWEEP_CHUNK_SIZE", "50000"))

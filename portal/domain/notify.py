@@ -254,6 +254,29 @@ def _reclaim_stale(now):
     db.session.commit()
 
 
+def _open_smtp(cfg):
+    """Connect to the relay: STARTTLS (certificate checked) and sign-in when configured.
+
+    A relay that refuses the sign-in cannot take any email: that is reported as an unreachable server
+    (SMTPConnectError), so the run stops and no email is charged an attempt.
+    """
+    smtp = smtplib.SMTP(cfg["SMTP_HOST"], cfg["SMTP_PORT"], timeout=cfg["SMTP_TIMEOUT"])
+    try:
+        if cfg.get("SMTP_STARTTLS"):
+            import ssl
+
+            smtp.starttls(context=ssl.create_default_context())
+        if cfg.get("SMTP_USER"):
+            smtp.login(cfg["SMTP_USER"], cfg.get("SMTP_PASSWORD") or "")
+    except smtplib.SMTPAuthenticationError as exc:
+        smtp.close()
+        raise smtplib.SMTPConnectError(exc.smtp_code, f"the relay refused the sign-in: {exc.smtp_error!r}") from exc
+    except BaseException:
+        smtp.close()
+        raise
+    return smtp
+
+
 class _Connection:
     """One SMTP connection per delivery run, opened on first use."""
 
@@ -262,8 +285,7 @@ class _Connection:
 
     def send(self, msg):
         if self.smtp is None:
-            cfg = current_app.config
-            self.smtp = smtplib.SMTP(cfg["SMTP_HOST"], cfg["SMTP_PORT"], timeout=cfg["SMTP_TIMEOUT"])
+            self.smtp = _open_smtp(current_app.config)
         self.smtp.send_message(msg)
 
     def close(self):
