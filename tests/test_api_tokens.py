@@ -222,3 +222,20 @@ def test_old_log_lines_are_pruned(ctx, world):
     api_tokens.record_use(token, "GET", "/api/v1/accounts", 200, "ok", "127.0.0.1")
     assert api_tokens.prune_events() == 1
     assert len(api_tokens.events_of(token.id)) == 1
+
+
+def test_the_scheduler_tick_prunes_old_log_lines_and_spent_idempotency_keys(ctx, world):
+    from portal.domain import schedule
+    from portal.models import IdempotencyKey
+
+    token, _text = api_tokens.create_token(_user(world.admin.id), "ok", "accounts:read")
+    now = utcnow()
+    api_tokens.record_use(token, "GET", "/api/v1/accounts", 200, "ok", "127.0.0.1", now=now - timedelta(days=91))
+    api_tokens.record_use(token, "GET", "/api/v1/accounts", 200, "ok", "127.0.0.1", now=now)
+    db.session.add_all([IdempotencyKey(token_id=token.id, key="old", fingerprint="0" * 64, created_at=now - timedelta(days=2)),
+                        IdempotencyKey(token_id=token.id, key="new", fingerprint="0" * 64, created_at=now)])
+    db.session.commit()
+    result = schedule.tick(now)
+    assert result["pruned"] == {"api_events": 1, "idempotency_keys": 1}
+    assert len(api_tokens.events_of(token.id)) == 1
+    assert db.session.scalars(select(IdempotencyKey.key)).all() == ["new"]

@@ -108,3 +108,13 @@ def test_import_from_the_shell_twice_creates_once(app, runner, world, tmp_path):
     assert "row 3: unknown account 'NOPE1'" in first.output and "created 1;" in first.output
     again = runner.invoke(args=["cancellation", "import", str(sheet), "--as", world.support.email])
     assert "created 0; already imported 1" in again.output
+
+
+def test_a_write_off_reason_with_an_unusable_character_is_refused_from_the_shell(app, runner, world, make):
+    make.invoice(world.account, seq=1)
+    number = read(app, lambda: db.session.get(Account, world.account).number)
+    result = runner.invoke(args=["billing", "write-off", number, "--invoice", "1", "--reason", "Goodwill\x00.",
+                                 "--as", world.admin.email])
+    assert result.exit_code == 1 and "U+0000" in result.output
+    assert read(app, lambda: db.session.scalar(select(Invoice.written_off_at).where(
+        Invoice.account_id == world.account))) is None

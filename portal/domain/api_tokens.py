@@ -16,7 +16,7 @@ from sqlalchemy import delete, select, update
 
 from portal.domain import audit
 from portal.domain.errors import DomainError, InvalidTransition, PermissionDenied, ValidationFailed
-from portal.domain.gate import STAFF_ONLY_MESSAGE
+from portal.domain.gate import STAFF_ONLY_MESSAGE, require
 from portal.domain.parsing import InvalidValue, clean_text, iso_date, record_id
 from portal.extensions import db
 from portal.models import ApiToken, ApiTokenEvent, User
@@ -85,10 +85,10 @@ def digest_of(text):
 
 
 def _require_super_admin(actor):
-    # Tokens belong to no account, so the gate's (state x role x action) table has no row for them; the pages
-    # and the command allow super admins only, and so does this.
-    if getattr(actor, "role", None) != "super_admin" or getattr(actor, "disabled", False):
+    # Tokens belong to no account: the gate answers manage_api_tokens for the actor's role outside any account.
+    if isinstance(actor, str) or actor is None:
         raise PermissionDenied(STAFF_ONLY_MESSAGE)
+    require(actor, "manage_api_tokens", None)
 
 
 def parse_scopes(value):

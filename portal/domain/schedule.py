@@ -244,6 +244,7 @@ def tick(now=None):
     result["dunning_started"] = _dunning_tick(now)
     result["pauses_ended"] = _pauses_tick(now)
     result["features"] = _features_tick(now)
+    result["pruned"] = _prune_tick(now)
     result["recovered"] = runs.enqueue_unfinished(stale_only=True, now=now)
     result["mail_kicked"] = notify.kick_if_stranded()
     return result
@@ -271,6 +272,19 @@ def _pauses_tick(now):
         db.session.rollback()
         log.exception("ended pauses could not be reactivated")
         return []
+
+
+def _prune_tick(now):
+    """Forget API request logs past their keeping time and spent idempotency keys (indexed deletes; cheap when none)."""
+    from portal.api import idempotency
+    from portal.domain import api_tokens
+
+    try:
+        return {"api_events": api_tokens.prune_events(now=now), "idempotency_keys": idempotency.prune(now=now)}
+    except Exception:  # noqa: BLE001 - logged; the next tick tries again
+        db.session.rollback()
+        log.exception("old API logs could not be pruned")
+        return None
 
 
 def _features_tick(now):

@@ -15,7 +15,7 @@ from portal.domain.dunning.account_state import (after_billing, day_of, lock_acc
 from portal.domain.errors import InvalidTransition, ValidationFailed
 from portal.domain.gate import require
 from portal.domain.money import dollars, parse_amount
-from portal.domain.parsing import InvalidValue, clean_text, iso_date, whole_number
+from portal.domain.parsing import InvalidValue, clean_text, iso_date, text_problem, whole_number
 from portal.extensions import db
 from portal.models import Account, Invoice, Payment
 
@@ -222,6 +222,8 @@ def write_off_reason(reason):
     reason = (reason or "").strip()
     if not reason:
         raise ValidationFailed({"reason": "Say why the invoice is written off."})
+    if text_problem(reason, "The reason"):
+        raise ValidationFailed({"reason": text_problem(reason, "The reason")})
     if len(reason) > NOTE_MAX:
         raise ValidationFailed({"reason": f"Keep the reason to {NOTE_MAX} characters (it has {len(reason)})."})
     return reason
