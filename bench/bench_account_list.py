@@ -1,12 +1,18 @@
 """Benchmark the staff account list on many accounts, on SQLite and on PostgreSQL.
 
     python bench/bench_account_list.py --accounts 1000000 --db sqlite|postgresql|both [--iterations 200]
+        [--via client http]
 
 Seeds its own databases once under --data-dir (SQLite file; a private PostgreSQL cluster started the way
-tests/services.py does), then measures the server time of the list fragment (Flask test client, HX-Request)
-for: the first page, a filtered page, a prefix search, a page 10,000 rows deep, and the status counts.
-Prints p50/p95 per case and the query plan of each shape. Re-running reuses the seeded data; indexes on
-`accounts` are brought in line with the model first, so an index change is measured without re-seeding.
+tests/services.py does), then measures the server time of the list fragment (HX-Request) for: the first
+page, a filtered page, a status chip with a class, a prefix search, a page 10,000 rows deep, the status
+counts and a rare filter; `--via client` in this process through Flask's test client, `--via http` through
+the production server (gunicorn as `python3 run.py` starts it, bench/bench_http.py) with sequential
+requests over one kept-alive connection of a super admin signed in through the sign-in form, timing the
+round trip and reading the portal's own time from its Server-Timing header. Both by default, on the same
+sequence of URLs. Prints p50/p95 per case (and with --plans the query plan of each shape). Re-running
+reuses the seeded data; indexes on `accounts` are brought in line with the model first, so an index change
+is measured without re-seeding.
 """
 import argparse
 import os
@@ -19,7 +25,7 @@ import time
 from datetime import datetime, timedelta
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+sys.path[:0] = [ROOT, os.path.join(ROOT, "bench")]
 
 from tests.services import PG_BIN, RedisServer, ServiceUnavailable, free_port  # noqa: E402
 
@@ -235,6 +241,7 @@ def signed_in_client(app):
 
     from portal.extensions import db
     from portal.models import User
+    from portal.web import staff_sessions
 
     with app.app_context():
         user = db.session.scalar(select(User).where(User.email == "bench-admin@example.com"))
@@ -243,6 +250,7 @@ def signed_in_client(app):
     with client.session_transaction() as sess:
         sess["_user_id"] = user_key
         sess["_fresh"] = True
+        staff_sessions.start(sess)  # a staff session without its start counts as ended
     return client
 
 
@@ -308,6 +316,35 @@ def measure(app, iterations, rng):
     return results
 
 
+def measure_http(url, redis_url, iterations, cases_of, log_path):
+    """Time each case through gunicorn; return {case: (p50, p95, max, server p50, server p95)} and the settings."""
+    from bench_http import ProductionServer, percentile, server_ms, sign_in
+
+    results = {}
+    with ProductionServer(url, redis_url, secret=SECRET, log_path=log_path) as server:
+        settings = server.settings()
+        session = sign_in(server.url, "bench-admin@example.com", "bench")
+        headers = {"HX-Request": "true", "HX-Current-URL": server.url + "/accounts"}
+        with session.client(server.url) as client:
+            for name, next_url in cases_of().items():
+                for _ in range(5):  # warm up this worker's templates, caches and connections
+                    client.get(next_url(), headers=headers)
+                trips, servers = [], []
+                for _ in range(iterations):
+                    target = next_url()
+                    started = time.perf_counter()
+                    response = client.get(target, headers=headers)
+                    trips.append((time.perf_counter() - started) * 1000)
+                    if response.status_code != 200:
+                        raise SystemExit(f"{target} answered {response.status_code} over HTTP: {response.text[:300]}")
+                    servers.append(server_ms(response))
+                trips.sort()
+                servers.sort()
+                results[name] = (statistics.median(trips), percentile(trips, 0.95), trips[-1],
+                                 statistics.median(servers), percentile(servers, 0.95))
+    return results, settings
+
+
 def show_plans(app, rng):
     """Print the plan of each query the main cases send (one request each)."""
     import re
@@ -347,16 +384,30 @@ def run(db_name, url, args, redis_url):
     sync_indexes(app)
     if args.plans:
         show_plans(app, random.Random(5))
-    load_before = os.getloadavg()[0]
-    results = measure(app, args.iterations, random.Random(11))
-    say(f"  load average (1 min) before/after: {load_before:.2f} / {os.getloadavg()[0]:.2f}")
-    say(f"  {'case':<34} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}   ({args.iterations} requests each)")
-    for name, (p50, p95, worst) in results.items():
-        say(f"  {name:<34} {p50:8.1f} {p95:8.1f} {worst:8.1f}")
+    results = {}
+    if "client" in args.via:
+        load_before = os.getloadavg()[0]
+        results["client"] = measure(app, args.iterations, random.Random(11))
+        say(f"  in-process (Flask test client), load average (1 min) before/after: "
+            f"{load_before:.2f} / {os.getloadavg()[0]:.2f}")
+        say(f"  {'case':<34} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}   ({args.iterations} requests each)")
+        for name, (p50, p95, worst) in results["client"].items():
+            say(f"  {name:<34} {p50:8.1f} {p95:8.1f} {worst:8.1f}")
     with app.app_context():
         from portal.extensions import db
 
         db.engine.dispose()
+    if "http" in args.via:
+        load_before = os.getloadavg()[0]
+        http, (workers, threads, _limit) = measure_http(
+            url, redis_url, args.iterations, lambda: cases(app, random.Random(11)),
+            os.path.join(args.data_dir, f"gunicorn-{db_name}.log"))
+        results["http"] = http
+        say(f"  over HTTP (gunicorn, {workers} workers x {threads} threads, one kept-alive connection), "
+            f"load average (1 min) before/after: {load_before:.2f} / {os.getloadavg()[0]:.2f}")
+        say(f"  {'case':<34} {'round trip p50 / p95 / max ms':>30} {'server p50 / p95 ms':>20}")
+        for name, (p50, p95, worst, s50, s95) in http.items():
+            say(f"  {name:<34} {p50:8.1f} / {p95:7.1f} / {worst:7.1f}   {s50:8.1f} / {s95:7.1f}")
     return results
 
 
@@ -370,6 +421,8 @@ def main(argv=None):
     parser.add_argument("--seed-only", action="store_true", help="seed (and sync indexes), measure nothing")
     parser.add_argument("--plans", action="store_true", help="print the query plan of each shape")
     parser.add_argument("--keep-cluster", action="store_true", help="leave the PostgreSQL cluster running")
+    parser.add_argument("--via", nargs="+", choices=["client", "http"], default=["client", "http"],
+                        help="through Flask's test client in this process, through gunicorn over HTTP, or both")
     args = parser.parse_args(argv)
     os.makedirs(args.data_dir, exist_ok=True)
     say(f"bench_account_list: {args.accounts:,} accounts, {datetime.now():%Y-%m-%d %H:%M}, "
