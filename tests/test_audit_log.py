@@ -253,3 +253,31 @@ def test_the_staff_navigation_and_the_pages_promising_an_audit_trail_link_here(a
     assert f'href="/audit?account={trail.number}"' in home  # the account's timeline
     rules = client.get("/rules").get_data(as_text=True)
     assert '<a href="/audit?action=rule_*">audit trail</a>' in rules
+
+
+@pytest.mark.browser
+def test_in_a_browser_filters_narrow_the_log_and_a_bad_one_is_shown_at_its_field(app, page, trail):
+    from playwright.sync_api import expect
+
+    from tests.conftest import browser_login
+
+    browser_login(page, trail.world.admin.email)
+    page.goto("/audit")
+    expect(page.get_by_test_id("audit-row")).to_have_count(trail.count)
+    page.get_by_label("Account number").fill(trail.number)
+    page.get_by_label("Account number").press("Enter")
+    expect(page.get_by_test_id("audit-row")).to_have_count(3)
+    assert f"account={trail.number}" in page.url
+    page.get_by_label("Actor").fill("nobody-at-all")
+    page.get_by_label("Actor").press("Enter")
+    expect(page.get_by_test_id("audit-actor-error")).to_contain_text("No person, run or API token matches")
+    expect(page.get_by_label("Actor")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_test_id("audit-row")).to_have_count(0)
+    page.get_by_label("Actor").fill("#" + str(trail.bulk_run))
+    page.get_by_label("Actor").press("Enter")
+    expect(page.get_by_test_id("audit-empty")).to_be_visible()  # the run did nothing to this account
+    page.get_by_label("Account number").fill("")
+    page.get_by_label("Account number").press("Enter")
+    expect(page.get_by_test_id("audit-row")).to_have_count(3)
+    page.get_by_test_id("audit-run-link").first.click()
+    expect(page).to_have_url(re.compile(rf"/sweeps/runs/{trail.bulk_run}$"))

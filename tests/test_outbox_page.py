@@ -229,3 +229,24 @@ def test_a_runs_email_counts_by_status(app, mail):
         db.session.commit()
         assert outbox.outbox_counts_for_run(mail.run)["sent"] == 1
         assert outbox.outbox_counts_for_run(mail.run + 100) == dict.fromkeys(outbox.STATUSES, 0)
+
+
+@pytest.mark.browser
+def test_in_a_browser_an_email_opens_in_a_dialog_and_is_sent_again(app, page, mail):
+    from playwright.sync_api import expect
+
+    from tests.conftest import browser_login
+
+    browser_login(page, mail.world.admin.email)
+    page.goto("/outbox?status=failed")
+    page.get_by_test_id("outbox-open").first.click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_test_id("outbox-email-text")).to_contain_text("<script>alert('x')</script>")
+    expect(dialog.get_by_test_id("outbox-email-error")).to_have_text("550 Mailbox unavailable")
+    dialog.get_by_role("button", name="Send again").click()
+    expect(dialog.get_by_test_id("outbox-resent")).to_contain_text("queued to be sent again")
+    expect(dialog.get_by_test_id("outbox-email-status")).to_have_text("Waiting")
+    expect(page.get_by_test_id("outbox-empty")).to_be_visible()  # the list behind refreshed: none failed now
+    dialog.get_by_role("link", name="Close").click()
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    assert _row(app, mail.failed)[0] == "pending"

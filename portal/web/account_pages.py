@@ -4,7 +4,7 @@ import json
 from flask import flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from portal.domain import audit, suspension
+from portal.domain import action_previews, audit, suspension
 from portal.domain.accounts import get_account
 from portal.domain.cancellations.requests import requests_of
 from portal.domain.errors import Conflict, InvalidTransition, UnpaidInvoices, ValidationFailed
@@ -59,14 +59,17 @@ def timeline(account_id):
     return _detail(account_id, block="timeline")
 
 
-def _dialog(account, block, status=200, form=None, errors=None, form_error=None, next_url=None):
-    """Render the status dialog (fragment for htmx) or its page (no JavaScript)."""
+def _dialog(account, block, status=200, form=None, errors=None, form_error=None, next_url=None, version=None):
+    """Render the status dialog (fragment for htmx) or its page (no JavaScript), with what the change will do."""
     next_url = safe_next(next_url)
+    form = form or {}
+    actions = suspension.actions_for(account)
     return render("accounts/_status_dialog.html", block=block, status=status, account=account,
-                  actions=suspension.actions_for(account), form=form or {}, errors=errors or {},
+                  actions=actions, form=form, errors=errors or {},
                   form_error=form_error, next_url=next_url, note_max=suspension.NOTE_MAX,
                   back_url=next_url or url_for("accounts.detail", account_id=account.id),
-                  as_dialog=is_fragment_request())
+                  as_dialog=is_fragment_request(), version=version or account.version,
+                  preview=action_previews.status_preview(account, actions, form.get("reason_category", "")))
 
 
 @bp.route("/<int:account_id>/status-dialog")
@@ -75,6 +78,17 @@ def status_dialog(account_id):
     """Show the suspend or reactivate form: a dialog for htmx, a page without JavaScript."""
     account = get_account(current_user, account_id)
     return _dialog(account, "status_dialog", next_url=request.args.get("next"))
+
+
+@bp.route("/<int:account_id>/status-preview", methods=["GET", "POST"])
+@roles_required(SUPER_ADMIN)
+def status_preview(account_id):
+    """Show what the change does for the reason chosen: htmx GET the preview alone; POST (Preview) the form again."""
+    account = get_account(current_user, account_id)
+    values = request.form if request.method == "POST" else request.args
+    form = {key: values.get(key, "") for key in ("reason_category", "reason_note", "next")}
+    block = "status_form" if request.method == "POST" else "status_preview"
+    return _dialog(account, block, form=form, next_url=form["next"], version=values.get("version"))
 
 
 @bp.route("/<int:account_id>/suspend", methods=["POST"])

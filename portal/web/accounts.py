@@ -5,7 +5,7 @@ from urllib.parse import urlencode, urlsplit
 from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_login import current_user
 
-from portal.domain import account_search, bulk
+from portal.domain import account_search, action_previews, bulk
 from portal.domain.cancellations.requests import with_open_request
 from portal.domain.dunning import status as dunning_status
 from portal.domain.errors import ValidationFailed
@@ -126,7 +126,7 @@ def bulk_confirm():
         return render("accounts/_bulk.html", block="bulk_dialog", status=422, form=form,
                       problem=" ".join(exc.field_errors.values()), as_dialog=is_fragment_request())
     return render("accounts/_bulk.html", block="bulk_dialog", preview=preview, form=form, errors={},
-                  as_dialog=is_fragment_request())
+                  as_dialog=is_fragment_request(), reach=action_previews.bulk_reach(preview))
 
 
 @bp.route("/bulk", methods=["POST"])
@@ -161,7 +161,8 @@ def _apply_refused(actor, form, exc):
         return render("accounts/_bulk.html", block="bulk_body", status=422, form=form,
                       problem=" ".join(selection_exc.field_errors.values()), as_dialog=is_fragment_request())
     return render("accounts/_bulk.html", block="bulk_body", status=422, preview=preview, form=form,
-                  errors=exc.field_errors, as_dialog=is_fragment_request())
+                  errors=exc.field_errors, as_dialog=is_fragment_request(),
+                  reach=action_previews.bulk_reach(preview))
 
 
 def _progress(run_id, next_url=None):
