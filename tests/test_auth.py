@@ -11,7 +11,7 @@ from portal.models import Account, User
 from tests.conftest import CSRF_RE, PASSWORD
 
 HOMES = {
-    "admin": "/accounts", "support": "/accounts", "manager": "/my-account",
+    "admin": "/overview", "support": "/overview", "manager": "/my-account",
     "tier": "/reservations", "member": "/reservations",
 }
 BAD_CREDENTIALS = "Invalid email or password."
@@ -83,7 +83,7 @@ def test_htmx_validation_error_is_the_form_fragment_with_422(auth, world):
 def test_htmx_sign_in_answers_with_hx_redirect(auth, world):
     response = auth.post("/login", {"email": world.support.email, "password": PASSWORD}, htmx=True, page="/login")
     assert response.status_code == 204
-    assert response.headers["HX-Redirect"] == "/accounts"
+    assert response.headers["HX-Redirect"] == "/overview"
 
 
 def test_sign_in_follows_a_local_next_link(client, auth, world):
@@ -98,7 +98,7 @@ def test_sign_in_ignores_a_next_link_to_another_site(client, auth, world, target
     token = auth.csrf_token("/login")
     response = client.post("/login", query_string={"next": target},
                            data={"email": world.admin.email, "password": PASSWORD, "csrf_token": token})
-    assert response.headers["Location"] == "/accounts"
+    assert response.headers["Location"] == "/overview"
 
 
 def test_signed_in_user_visiting_login_goes_home(client, auth, world):

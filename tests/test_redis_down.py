@@ -125,7 +125,7 @@ def test_the_limits_go_back_to_redis_once_it_answers_again(client, world, privat
                                          "RATELIMIT_STORAGE_URI": f"redis://127.0.0.1:{free_port()}/0"}])
 def test_sign_in_works_when_redis_was_never_there(client, auth, world):
     response = auth.login(world.admin.email)
-    assert response.status_code == 303 and response.headers["Location"] == "/accounts"
+    assert response.status_code == 303 and response.headers["Location"] == "/overview"
     assert client.get("/accounts").status_code == 200
 
 

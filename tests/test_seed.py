@@ -151,7 +151,7 @@ def test_the_demo_feeds_are_not_polled_by_the_demo_worker(seeded, ctx):
 
 
 def test_demo_logins_sign_in_to_their_home_pages(seeded, client):
-    homes = {"super_admin": "/accounts", "support": "/accounts", "account_manager": "/my-account",
+    homes = {"super_admin": "/overview", "support": "/overview", "account_manager": "/my-account",
              "tier_manager": "/reservations", "user": "/reservations"}
     auth = AuthActions(client)
     for email, _name, role, _account in DEMO_LOGINS[:5]:

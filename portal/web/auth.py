@@ -15,7 +15,7 @@ bp = Blueprint("auth", __name__)
 def home_url_for(user):
     """Return the landing page of the user's role."""
     if user.is_staff:
-        return url_for("accounts.index")
+        return url_for("overview.index")
     if user.role == "account_manager":
         return url_for("home.my_account")
     return url_for("reservations.index")

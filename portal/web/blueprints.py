@@ -10,9 +10,11 @@ from portal.web import campaigns, effects, ingest_api, ingestion, listings, prof
 from portal.web import api_tokens
 from portal.web import audit_log, outbox
 from portal.web import webhooks
+from portal.web import overview
 
 BLUEPRINTS = [auth.bp, home.bp, accounts.bp, reservations.bp, rules.bp, sweeps.bp, classes.bp, dunning.bp,
               cancellations.bp, ingestion.bp, ingest_api.bp, campaigns.bp, surveys.bp, listings.bp, profiles.bp,
               social.bp, effects.bp, api_tokens.bp]
 BLUEPRINTS += [audit_log.bp, outbox.bp]
 BLUEPRINTS += [webhooks.bp]
+BLUEPRINTS += [overview.bp]

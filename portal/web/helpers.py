@@ -47,8 +47,9 @@ def redirect_after_post(endpoint_or_url, trigger=None, **values):
     return redirect(url, code=303)
 
 
-# Staff navigation after "Accounts"; an entry shows once its page exists and the role may see it.
+# Staff navigation after "Accounts" ("first": before it); an entry shows once its page exists and the role may see it.
 STAFF_NAV = [
+    {"endpoint": "overview.index", "label": "Overview", "roles": ("super_admin", "support"), "first": True},
     {"endpoint": "cancellations.index", "label": "Cancellations", "roles": ("super_admin", "support")},
     {"endpoint": "rules.index", "label": "Rules", "roles": ("super_admin",)},
     {"endpoint": "sweeps.index", "label": "Sweeps", "roles": ("super_admin",)},

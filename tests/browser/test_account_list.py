@@ -123,6 +123,7 @@ def test_the_list_works_without_javascript(browser, live_server, world, shops):
     page = context.new_page()
     try:
         browser_login(page, world.support.email)
+        page.get_by_role("link", name="Accounts", exact=True).click()
         page.get_by_label("Search by name, email or account number").fill("red")
         page.get_by_role("button", name="Apply").click()
         page.wait_for_url("**/accounts?q=red*")

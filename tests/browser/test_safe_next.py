@@ -79,7 +79,7 @@ def test_signing_in_with_each_known_bypass_stays_on_the_portal(browser, live_ser
             target = pattern.format(host=other_site.host)
             landed = urlsplit(_sign_in_with_next(page, world.admin.email, target))
             assert landed.netloc == portal, f"next={target!r} led the browser to {landed.geturl()}"
-            assert landed.path == "/accounts", f"next={target!r} led to {landed.geturl()}, not the home page"
+            assert landed.path == "/overview", f"next={target!r} led to {landed.geturl()}, not the home page"
         assert other_site.visits == []
         # a local next still works
         assert urlsplit(_sign_in_with_next(page, world.admin.email, f"/accounts/{world.account}")).path == \

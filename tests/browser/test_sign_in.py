@@ -8,8 +8,8 @@ from tests.conftest import PASSWORD, browser_login
 pytestmark = pytest.mark.browser
 
 HOMES = {
-    "admin": ("/accounts", "Accounts"),
-    "support": ("/accounts", "Accounts"),
+    "admin": ("/overview", "Overview"),
+    "support": ("/overview", "Overview"),
     "manager": ("/my-account", "Blue Harbor Bistro"),
     "tier": ("/reservations", "Reservations"),
     "member": ("/reservations", "Reservations"),
@@ -77,7 +77,7 @@ def test_expired_session_during_an_htmx_request_goes_to_sign_in_and_back(page, a
     from portal.models import User
 
     browser_login(page, world.admin.email)
-    assert _path(page) == "/accounts"
+    assert _path(page) == "/overview"
     with app.app_context():  # signed out elsewhere: this browser's session no longer holds
         end_all_sessions(db.session.get(User, world.admin.id))
     page.evaluate("htmx.ajax('GET', '/accounts', {target: '#main', swap: 'innerHTML'})")
