@@ -23,7 +23,7 @@ def _form():
 
 def _page(form, block, status=200, **context):
     return render("classes/_bulk.html", block=block, status=status, form=form, as_dialog=is_fragment_request(),
-                  class_choices=[(c.id, c.name) for c, _n in classes.list_classes()], **context)
+                  class_choices=classes.class_choices(), **context)
 
 
 def _preview(form):

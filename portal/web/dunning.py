@@ -4,7 +4,7 @@ from flask_login import current_user
 
 from portal.domain.background import BackgroundUnavailable
 from portal.domain.dunning import daily, schedule
-from portal.domain.dunning.classes import list_classes
+from portal.domain.dunning.classes import class_choices
 from portal.domain.errors import Conflict, ValidationFailed
 from portal.domain.gate import STATE_LABELS
 from portal.domain.parsing import record_id
@@ -70,7 +70,7 @@ def _class_filter():
 
 def _upcoming_context():
     class_id, problem = _class_filter()
-    names = {c.id: c.name for c, _count in list_classes()}
+    names = dict(class_choices())
     if class_id is not None and class_id not in names:
         class_id, problem = None, "That class no longer exists; showing every class."
     return {"rows": daily.upcoming(class_id=class_id), "class_id": class_id, "problem": problem, "classes": names,

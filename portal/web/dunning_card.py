@@ -6,7 +6,7 @@ The domain decides every change when it is posted; the actions here only choose 
 from portal.domain.billing import open_invoices
 from portal.domain.dunning import status
 from portal.domain.dunning.calendar import RANK
-from portal.domain.dunning.classes import list_classes
+from portal.domain.dunning.classes import class_choices
 from portal.domain.gate import may
 
 
@@ -45,7 +45,7 @@ def dunning_context(actor, account, as_of=None):
                 shiftable=shiftable_steps(account, view))
     can_set_class = bool(may(actor, "set_class", account))
     return {"dunning": card,
-            "class_choices": [(c.id, c.name) for c, _count in list_classes()] if can_set_class else None}
+            "class_choices": class_choices() if can_set_class else None}
 
 
 def billing_context(actor, account):

@@ -36,6 +36,12 @@ def list_classes():
     return [(c, int(counts.get(c.id, 0))) for c in classes]
 
 
+def class_choices():
+    """Every class as (id, name), by name: for a form's choices (no counting, unlike list_classes)."""
+    return db.session.execute(select(CustomerClass.id, CustomerClass.name)
+                              .order_by(func.lower(CustomerClass.name))).tuples().all()
+
+
 def find_class(name_or_id):
     """Return a class by name (any case) or id, or raise ClassNotFound."""
     text = str(name_or_id or "").strip()
