@@ -15,7 +15,7 @@ from portal.domain.errors import DomainError, InvalidTransition, PermissionDenie
 from portal.domain.gate import STAFF_ONLY_MESSAGE
 from portal.domain.parsing import InvalidValue, clean_text, record_id
 from portal.domain.webhooks.events import EVENT_TYPES
-from portal.domain.webhooks.jobs import kick
+from portal.domain.webhooks.jobs import forget_endpoints, kick
 from portal.domain.webhooks.settings import setting
 from portal.extensions import db
 from portal.models import AuditEvent, WebhookEndpoint
@@ -153,6 +153,7 @@ def create_endpoint(actor, url, events, description=None, now=None):
     audit.record("webhook_endpoint_created", None, actor, now=now,
                  data={"endpoint_id": endpoint.id, "url": endpoint.url, "events": values["events"]})
     db.session.commit()
+    forget_endpoints()
     return endpoint, secret
 
 
@@ -218,6 +219,7 @@ def set_enabled(actor, endpoint_id, enabled, now=None):
     audit.record("webhook_endpoint_enabled" if enabled else "webhook_endpoint_disabled", None, actor, now=now,
                  data={"endpoint_id": endpoint.id, "url": endpoint.url})
     db.session.commit()
+    forget_endpoints()
     if enabled:
         kick(now)  # what waited while it was disabled goes out now
     db.session.refresh(endpoint)

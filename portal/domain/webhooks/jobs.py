@@ -3,11 +3,14 @@
 The tick queues `portal.jobs.send_webhooks` once a minute (job id webhooks-YYYYMMDDHHMM) when an enabled
 endpoint exists and there is something to do (audit events after the relay's cursor, or a delivery due);
 a change that commits an audit event kicks it at once (job id webhooks-kick-YYYYMMDDHHMMSS, at most one a
-second). Ids only spare Redis duplicate jobs: two jobs at once are safe (the relay's row lock, the
-deliveries' claims). Redis down is logged; the outbox rows wait in the database for the next tick.
+second; whether an endpoint is enabled is read at most every ENABLED_TTL seconds per process). Ids only
+spare Redis duplicate jobs: two jobs at once are safe (the relay's row lock, the deliveries' claims). Redis
+down is logged; the outbox rows wait in the database for the next tick.
 """
 import logging
+import time
 
+from flask import current_app
 from sqlalchemy import exists, func, or_, select
 
 from portal.extensions import QUEUE_DEFAULT, db, get_queue
@@ -16,6 +19,7 @@ from portal.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 JOB = "portal.jobs.send_webhooks"
+ENABLED_TTL = 5.0  # seconds a process trusts what it read about endpoints being enabled
 
 
 def run(now=None):
@@ -61,19 +65,34 @@ def enqueue_due(now):
     return _enqueue(f"webhooks-{now:%Y%m%d%H%M}", f"webhooks at {now:%Y-%m-%d %H:%M} UTC")
 
 
-def kick(now=None):
-    """Queue the webhook job now, after a commit, if an enabled endpoint exists; never raises.
+def _endpoint_enabled():
+    """Whether an enabled endpoint exists, read at most every ENABLED_TTL seconds per process (the tick covers the rest).
 
     It reads on a connection of its own, so the caller's session (just committed) is left alone.
     """
+    cached = current_app.extensions.get("webhooks_enabled")
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    with db.engine.connect() as connection:
+        enabled = connection.execute(select(WebhookEndpoint.id).where(WebhookEndpoint.enabled.is_(True))
+                                     .limit(1)).first() is not None
+    current_app.extensions["webhooks_enabled"] = (time.monotonic() + ENABLED_TTL, enabled)
+    return enabled
+
+
+def forget_endpoints():
+    """Drop this process's note of whether an endpoint is enabled (after registering, enabling or disabling one)."""
+    current_app.extensions.pop("webhooks_enabled", None)
+
+
+def kick(now=None):
+    """Queue the webhook job now, after a commit, if an enabled endpoint exists; never raises."""
     now = now or utcnow()
     try:
-        with db.engine.connect() as connection:
-            enabled = connection.execute(select(WebhookEndpoint.id).where(WebhookEndpoint.enabled.is_(True))
-                                         .limit(1)).first()
+        enabled = _endpoint_enabled()
     except Exception as exc:  # noqa: BLE001 - the tick queues it anyway
         log.warning("could not look for webhook endpoints: %s", exc)
         return None
-    if enabled is None:
+    if not enabled:
         return None
     return _enqueue(f"webhooks-kick-{now:%Y%m%d%H%M%S}", "webhooks after a change")
