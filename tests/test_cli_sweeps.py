@@ -80,7 +80,8 @@ def test_run_follows_the_progress_to_the_report(app, runner, dormant, run_worker
     thread.join(120)
     assert outcome["worker"].returncode == 0, outcome["worker"].stderr[-2000:]
     assert result.exit_code == 0, result.output
-    assert "Run #" in result.output and "1/1 chunks, 3 suspended so far" in result.output  # no terminal: lines
+    assert "Run #" in result.output and "3 suspended so far" in result.output  # no terminal: lines
+    assert "Done: 3 accounts processed" in result.output  # in accounts, not chunks
     assert "Clean-up run #" in result.output and ": done" in result.output
     assert "suspended 3" in result.output and "matched  3" in result.output and "duration" in result.output
     with app.app_context():

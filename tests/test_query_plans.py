@@ -170,3 +170,82 @@ def test_the_detector_catches_a_full_scan(app, population):
 def _pg(app):
     with app.app_context():
         return db.engine.dialect.name == "postgresql"
+
+
+# ---------------------------------------------------------------- "changed by run #N" (account_search.by_run)
+
+RUN_INDEX = "ix_audit_events_actor_run_id"
+
+
+def audit_scans(plan):
+    """Plan lines that read audit_events other than by a range of its run index (SQLite SEARCH, PostgreSQL an
+    index scan with an Index Cond)."""
+    bad = []
+    for n, line in enumerate(plan):
+        text = line.strip().lstrip("->").strip()
+        if re.match(r"SCAN audit_events\b", text) or "Seq Scan on audit_events" in text:
+            bad.append(line)
+        elif re.match(r"SEARCH audit_events USING (COVERING )?INDEX (\w+)", text) and RUN_INDEX not in text:
+            bad.append(line)
+        elif re.match(r"(Parallel )?(Bitmap Heap Scan|Index (Only )?Scan( Backward)?( using \w+)?) on audit_events", text):
+            following = " ".join(plan[n + 1:n + 4])
+            if RUN_INDEX not in text + following or ("Index Cond" not in following and "Recheck Cond" not in following):
+                bad.append(line)
+    return bad
+
+
+@pytest.fixture
+def changed_run(app, population, world):
+    """A bulk run that suspended a dozen of the population (its audit events carry its id)."""
+    from portal.domain import runs
+    from portal.models import Account, User
+
+    with app.app_context():
+        ids = list(db.session.scalars(db.select(Account.id).where(Account.status == "active").limit(12)))
+        admin = db.session.get(User, world.admin.id)
+        run = runs.start_run(admin, "bulk", "suspend", {"type": "ids", "ids": ids}, "other", "Plans", enqueue=False)
+        runs.process_run(run.id, worker_name="test", poll=0)
+        return run.id
+
+
+def check_audit_index(app, captured_statements):
+    """The run filter reads audit_events through its (actor_run_id, account_id) index, never by a scan."""
+    for statement, parameters in captured_statements:
+        if "audit_events" not in statement:
+            continue
+        bad = audit_scans(explain(app, statement, parameters))
+        assert not bad, f"{' '.join(statement.split())[:300]}\n    plan: {bad}"
+
+
+RUN_SHAPES = [
+    ("changed by a run", "/accounts?run={run}"),
+    ("changed by a run, with filters", "/accounts?run={run}&status=suspended&sort=-balance&q=blue"),
+    ("changed by a run, counts", "/accounts/counts?run={run}"),
+    ("changed by a run, export", "/accounts/export.csv?run={run}&status=suspended"),
+]
+
+
+@pytest.mark.parametrize("walk", [False, True], ids=["small set", "walk"])
+@pytest.mark.parametrize("what, url", RUN_SHAPES, ids=[s[0] for s in RUN_SHAPES])
+def test_the_run_filter_uses_the_audit_index(app, world, population, changed_run, auth, client, captured,
+                                             monkeypatch, what, url, walk):
+    if walk:  # the run changed "many": the list walks its sort index, the export reads the run's ids in chunks
+        monkeypatch.setattr(search, "SMALL_SET", 3)
+        monkeypatch.setattr(search, "WINDOWS", (4, 4))
+        monkeypatch.setattr(search, "SCAN_BUDGET", 8)
+        monkeypatch.setattr(search, "EXPORT_CHUNK", 5)
+    login(auth, world.support)
+    captured.clear()
+    response = client.get(url.format(run=changed_run), headers=HX)
+    response.get_data()
+    assert response.status_code == 200
+    assert any("audit_events" in s for s, _p in captured), "the run filter was not applied"
+    check_audit_index(app, captured)
+    check(app, captured, what)
+
+
+def test_the_audit_detector_catches_a_scan(app, population):
+    """The audit check fails on a query no audit index serves (so the test above can fail)."""
+    statement = "SELECT id FROM accounts WHERE id IN (SELECT account_id FROM audit_events WHERE reason_note = 'x')"
+    plan = explain(app, statement, {} if _pg(app) else ())
+    assert audit_scans(plan), plan

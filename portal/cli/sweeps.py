@@ -6,13 +6,15 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from portal.cli.common import fail as _fail, parse_as_of
+from portal.cli.common import fail as _fail, find_actor, parse_as_of
 from portal.domain import runs, sweeps
 from portal.domain.errors import DomainError
 from portal.domain.gate import REASONS
+from portal.domain.runs import pace
 from portal.extensions import db
 
-sweep = click.Group("sweep", help="Preview, run, follow, undo and resume sweeps (runs go through RQ's sweeps queue).")
+sweep = click.Group("sweep", help="Preview, run, follow, pause, resume, cancel and undo sweeps and other runs "
+                                  "(runs go through RQ's sweeps queue).")
 scheduler = click.Group("scheduler", help="The recurring sweep's scheduler.")
 REASON_CHOICES = click.Choice([sweeps.BY_RULE, *REASONS])
 
@@ -67,20 +69,45 @@ def run_command(as_of, confirm_count, reason_category, note, wait):
     _follow(run.id, wait)
 
 
+def _latest_run_id():
+    latest = sweeps.list_runs(limit=1)
+    if not latest:
+        raise click.ClickException("No runs yet.")
+    return latest[0]["run"].id
+
+
 @sweep.command("status")
 @click.argument("run_id", required=False)
 @with_appcontext
 def status_command(run_id):
     """Show a run's progress and report (default: the latest run)."""
-    if run_id is None:
-        latest = sweeps.list_runs(limit=1)
-        if not latest:
-            raise click.ClickException("No runs yet.")
-        run_id = latest[0]["run"].id
     try:
-        _report(runs.progress(run_id))
+        _report(runs.progress(run_id if run_id is not None else _latest_run_id()))
     except DomainError as exc:
         _fail(exc)
+
+
+@sweep.command("show")
+@click.argument("run_id", required=False)
+@with_appcontext
+def show_command(run_id):
+    """Show a run's progress in accounts (processed of the total, rate, time left) and its report."""
+    try:
+        _report(runs.progress(run_id if run_id is not None else _latest_run_id()))
+    except DomainError as exc:
+        _fail(exc)
+
+
+@sweep.command("follow")
+@click.argument("run_id", required=False)
+@with_appcontext
+def follow_command(run_id):
+    """Follow a run until it finishes, is paused or is cancelled (default: the latest run)."""
+    try:
+        run = runs.get_run(run_id if run_id is not None else _latest_run_id())
+    except DomainError as exc:
+        _fail(exc)
+    _follow(run.id, True)
 
 
 @sweep.command("undo")
@@ -99,47 +126,94 @@ def undo_command(run_id, reason_category, note, wait):
     _follow(run.id, wait)
 
 
+@sweep.command("pause")
+@click.argument("run_id")
+@click.option("--as", "as_email", required=True, help="Email of the super admin pausing it (audited).")
+@with_appcontext
+def pause_command(run_id, as_email):
+    """Pause a running run: its workers stop after the chunk in hand (resume it later)."""
+    try:
+        run = runs.pause_run(find_actor(as_email), run_id)
+    except DomainError as exc:
+        _fail(exc)
+    click.echo(f"Paused run #{run.id}: {runs.progress(run.id)['summary']}")
+    click.echo(f"Resume it with: flask sweep resume {run.id} --as {as_email}")
+
+
 @sweep.command("resume")
 @click.argument("run_id")
+@click.option("--as", "as_email", default=None, help="Email of the super admin resuming it (audited; default: "
+                                                       "the system).")
 @click.option("--wait/--no-wait", default=True, show_default=True)
 @with_appcontext
-def resume_command(run_id, wait):
-    """Queue a failed or stalled run again (chunks already done are not redone)."""
+def resume_command(run_id, as_email, wait):
+    """Queue a paused, failed or stalled run again (chunks already done are not redone)."""
     try:
-        run = runs.resume_run(None, run_id)
+        run = runs.resume_run(find_actor(as_email) if as_email else None, run_id)
     except DomainError as exc:
         _fail(exc)
     click.echo(f"Resumed run #{run.id}.")
     _follow(run.id, wait)
 
 
+@sweep.command("cancel")
+@click.argument("run_id")
+@click.option("--as", "as_email", required=True, help="Email of the super admin cancelling it (audited).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@with_appcontext
+def cancel_command(run_id, as_email, yes):
+    """Cancel a run: it stops after the chunk in hand and keeps what it finished (undo it to reverse that)."""
+    try:
+        actor = find_actor(as_email)
+        state = runs.progress(run_id)
+        if not yes:
+            click.confirm(f"Cancel run #{state['id']} ({state['summary']})? What it finished stays done",
+                          abort=True)
+        run = runs.cancel_run(actor, run_id)
+    except DomainError as exc:
+        _fail(exc)
+    click.echo(f"Cancelled run #{run.id}: {runs.progress(run.id)['summary']}")
+
+
 def _follow(run_id, wait, poll=0.5):
-    """Show a progress bar until the run ends, then its report."""
+    """Show progress in accounts until the run ends (or is paused), then its report."""
     if not wait:
-        click.echo(f"Follow it with: flask sweep status {run_id}")
+        click.echo(f"Follow it with: flask sweep follow {run_id}")
         return
     state = runs.progress(run_id)
     hinted, started = False, time.monotonic()
     interactive = sys.stdout.isatty()
-    with click.progressbar(length=max(state["chunks"], 1), label=f"Run #{run_id}", show_percent=True) as bar:
-        shown = 0
-        while not state["finished"]:
+    length = max(state["total"] or state["chunks"], 1)
+    with click.progressbar(length=length, label=f"Run #{run_id}", show_percent=True, show_eta=False,
+                           item_show_func=lambda _item: _line(state) if interactive else None) as bar:
+        shown, said = 0, None
+        while not state["finished"] and not (state["status"] == "paused" and not state["stopping"]):
             time.sleep(poll)
             db.session.rollback()  # see the workers' commits
             state = runs.progress(run_id)
-            if state["chunks_done"] != shown:
-                bar.update(state["chunks_done"] - shown)
-                shown = state["chunks_done"]
-                if not interactive:  # a log, not a terminal: one line per step instead of a bar
-                    click.echo(f"  {shown}/{state['chunks']} chunks, {state['changed']:,} {_verb(state)} so far")
+            done = min(round(state["done_fraction"] * length), length)
+            if done != shown:
+                bar.update(done - shown)
+                shown = done
+            if not interactive and _line(state) != said and state["processed"]:  # a log: one line per step
+                said = _line(state)
+                click.echo(f"  {said}")
             if not hinted and state["status"] == "queued" and time.monotonic() - started > 10:
                 click.echo("\nWaiting for a sweep worker: start one with `python worker.py sweeps`.", err=True)
                 hinted = True
-        bar.update(max(state["chunks"], 1) - shown)
+        if state["status"] == "done":
+            bar.update(length - shown)
     _report(state)
     if state["status"] == "failed":
         raise click.ClickException(f"Run #{run_id} failed: {state['error']}. Resume it with "
                                    f"`flask sweep resume {run_id}`.")
+    if state["status"] == "paused":
+        click.echo(f"Run #{run_id} is paused. Resume it with `flask sweep resume {run_id} --as EMAIL`.")
+
+
+def _line(state):
+    """The progress line: accounts processed of the total, the rate and the time left."""
+    return f"{state['summary']} {state['changed']:,} {_verb(state)} so far."
 
 
 def _verb(state):
@@ -149,6 +223,13 @@ def _verb(state):
 def _report(state):
     verb = _verb(state)
     click.echo(f"{state['label']}: {state['status']}")
+    click.echo(f"  {state['summary']}")
+    total = f" of {state['total']:,}" if state["total"] is not None and state["status"] != "done" else ""
+    click.echo(f"  processed {state['processed']:,}{total}")
+    if state["rate"]:
+        click.echo(f"  rate     {state['rate']:,.0f} accounts/s")
+    if state["eta_s"] is not None:
+        click.echo(f"  left     about {pace.duration_text(state['eta_s'])}")
     click.echo(f"  matched  {state['matched']:,}")
     click.echo(f"  {verb:<8} {state['changed']:,}")
     click.echo(f"  skipped  {state['skipped']:,}")

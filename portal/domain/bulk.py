@@ -3,8 +3,11 @@
 A selection is either the ticked accounts ("selected") or every account matching the list's filter
 ("filter"). Up to BULK_ASYNC_THRESHOLD accounts are changed here and now, one at a time through
 portal.domain.suspension (each its own transaction, audit event and emails, exactly as from the
-account's dialog). More become a "bulk" run of the set-based run engine (portal.domain.runs), which
-selects with the same WHERE as the list (account_search.filter_clause) and reports progress.
+account's dialog), recorded as a "bulk" run made at once (runs.inline), whose id every one of those
+audit events carries. More become a "bulk" run of the set-based run engine (portal.domain.runs), which
+selects with the same WHERE as the list (account_search.filter_clause) and reports progress. Either
+way the change has a run: the finished dialog names it, and the list's "changed by run #N" shows its
+accounts.
 Both paths leave the same accounts alone for the same reasons: not in a state the action changes
 ("already suspended"), exempt from suspension, or changed by someone else meanwhile.
 """
@@ -14,14 +17,16 @@ from flask import current_app
 from sqlalchemy import select
 
 from portal.domain import account_search, runs, suspension
-from portal.domain.errors import AccountNotFound, Conflict, InvalidTransition, PermissionDenied, ValidationFailed
+from portal.domain.errors import (AccountNotFound, Conflict, InvalidTransition, PermissionDenied, UnpaidInvoices,
+                                  ValidationFailed)
 from portal.domain.gate import require
 from portal.domain.parsing import record_id
 from portal.extensions import db
 from portal.models import Account, SweepRun
 
 ACTIONS = ("suspend", "reactivate")
-FILTER_FIELDS = ("q", "status", "class", "balance_min", "balance_max", "active_after", "active_before", "exempt")
+FILTER_FIELDS = ("q", "run", "status", "class", "balance_min", "balance_max", "active_after", "active_before",
+                 "exempt")
 MAX_TICKED = 1_000
 SAMPLE_SIZE = 10
 
@@ -41,12 +46,13 @@ class Preview:
 
 @dataclass
 class Outcome:
-    """What an inline bulk change did, or the run it started."""
+    """What an inline bulk change did (and the run that records it), or the run it queued."""
 
     action: str
     changed_ids: list = field(default_factory=list)
     skip_reasons: dict = field(default_factory=dict)
     run_id: int | None = None
+    queued: bool = False  # a run on the sweeps queue: follow its progress
 
     @property
     def changed(self):
@@ -143,7 +149,8 @@ def apply(actor, action, scope, ids, filter_args, reason_category, reason_note, 
         now: the time of the changes (default now).
 
     Returns:
-        Outcome: the accounts changed and the others by reason, or the id of the run started for a large selection.
+        Outcome: the accounts changed and the others by reason, with the run that records them; or, for a large
+        selection, the run queued (queued=True).
 
     Raises:
         PermissionDenied, ValidationFailed: as for preview(), or a missing/invalid reason.
@@ -152,28 +159,46 @@ def apply(actor, action, scope, ids, filter_args, reason_category, reason_note, 
     category, note = suspension.validate_reason(reason_category, reason_note)
     plan = preview(actor, action, scope, ids, filter_args)
     if plan.asynchronous:
-        run = runs.start_run(actor, "bulk", action, plan.selection, category, note, now=now)
-        return Outcome(action, run_id=run.id)
+        run = runs.start_run(actor, "bulk", action, plan.selection, category, note, now=now, total=plan.count)
+        return Outcome(action, run_id=run.id, queued=True)
     clause = account_search.selection_clause(plan.selection)
     targets = db.session.execute(select(Account.id, Account.status, Account.exempt).where(clause)
                                  .order_by(Account.id)).all()
-    outcome = Outcome(action)
-    change = suspension.suspend if action == "suspend" else suspension.reactivate
-    for account_id, status, exempt in targets:
-        reason = _skip_reason(action, status, exempt)
-        if reason is None:
-            try:
-                change(actor, account_id, category, note, now=now)
-                outcome.changed_ids.append(account_id)
-                continue
-            except (Conflict, InvalidTransition):
-                reason = "changed by someone else meanwhile"
-            except AccountNotFound:
-                reason = "no longer exists"
-            except PermissionDenied as exc:
-                reason = exc.message
-        outcome.skip_reasons[reason] = outcome.skip_reasons.get(reason, 0) + 1
+    run = runs.start_inline_run(actor, "bulk", action, plan.selection, category, note, len(targets), now=now)
+    outcome = Outcome(action, run_id=run.id)
+    beat = runs.inline.Heartbeat(run.id)
+    try:
+        with runs.events_of(run.id):
+            for account_id, status, exempt in targets:
+                _change_one(actor, action, account_id, status, exempt, category, note, now, outcome)
+                beat()
+    except Exception as exc:
+        db.session.rollback()
+        runs.finish_inline_run(run.id, outcome.changed + outcome.skipped, outcome.changed, outcome.skip_reasons,
+                               now=now, error=f"Stopped by {type(exc).__name__} after {outcome.changed:,} changes")
+        raise
+    runs.finish_inline_run(run.id, len(targets), outcome.changed, outcome.skip_reasons, now=now)
     return outcome
+
+
+def _change_one(actor, action, account_id, status, exempt, category, note, now, outcome):
+    """Change one account through the suspension domain (its own transaction), or count why it is left alone."""
+    reason = _skip_reason(action, status, exempt)
+    if reason is None:
+        change = suspension.suspend if action == "suspend" else suspension.reactivate
+        try:
+            change(actor, account_id, category, note, now=now)
+            outcome.changed_ids.append(account_id)
+            return
+        except (Conflict, InvalidTransition):
+            reason = "changed by someone else meanwhile"
+        except AccountNotFound:
+            reason = "no longer exists"
+        except UnpaidInvoices:
+            reason = "unpaid invoices (a suspension at the customer's request waits for them)"
+        except PermissionDenied as exc:
+            reason = exc.message
+    outcome.skip_reasons[reason] = outcome.skip_reasons.get(reason, 0) + 1
 
 
 def progress(actor, run_id):

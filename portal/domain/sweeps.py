@@ -4,8 +4,6 @@ Rules are conjunctions of conditions; an account matches if any enabled rule mat
 and the recurring sweep both run the enabled rules through the run engine (portal.domain.runs),
 which is set-based, chunked and resumable. Exempt accounts are never swept (see exemptions.py).
 """
-from datetime import timedelta
-
 from flask import current_app
 from sqlalchemy import select, update
 from sqlalchemy.orm.exc import StaleDataError
@@ -273,9 +271,10 @@ def start_cleanup(actor, reason_category=BY_RULE, reason_note=None, confirm_coun
     busy = runs.running_exclusive_run()
     if busy is not None:
         raise runs.RunInProgress(busy)
-    _check_confirmation(_preview(rules, as_of=as_of or now, sample_size=0)["would_change"], confirm_count)
+    counted = _preview(rules, as_of=as_of or now, sample_size=0)
+    _check_confirmation(counted["would_change"], confirm_count)
     return runs.start_run(actor, "cleanup", "suspend", selection, reason_category, reason_note,
-                          as_of=as_of or now, trigger=trigger, now=now)
+                          as_of=as_of or now, trigger=trigger, now=now, total=counted["matched"])
 
 
 def _check_confirmation(would_change, confirm_count):
@@ -310,21 +309,30 @@ def start_recurring(schedule_id, period_key, now=None):
 def start_undo(actor, run_id, reason_category, reason_note, trigger="user", now=None):
     """Reactivate the accounts a run suspended that are still suspended by it (itself a run).
 
+    A cancelled run can be undone (its undo reverses what its finished chunks did) once the chunk a worker
+    had in hand is done; an undo that failed or was cancelled leaves the run to be undone again (the rest).
+
     Raises:
         PermissionDenied, RunNotFound, ValidationFailed,
-        InvalidTransition (not a suspending run, still running, or already undone), RunInProgress.
+        InvalidTransition (not a suspending run, still running or paused, finishing the chunk in hand,
+        or already undone), RunInProgress.
     """
     if actor is not None:
         _require(actor, "run_sweep")
     run = runs.get_run(run_id)
     if run.action != "suspend":
         raise InvalidTransition(f"Run #{run.id} did not suspend anything, so there is nothing to undo.")
+    if run.status == "paused":
+        raise InvalidTransition(f"Run #{run.id} is paused: cancel it first to undo what it did so far, or resume "
+                                "it and undo it once it has finished.")
     if run.status in runs.ACTIVE_STATUSES:
         raise InvalidTransition(f"Run #{run.id} is still in progress; undo it once it has finished.")
-    undone = db.session.scalar(select(SweepRun.id).where(SweepRun.undo_of_run_id == run.id,
-                                                         SweepRun.status != "failed"))
+    if run.status == "cancelled" and runs.progress(run.id, now=now)["in_hand"]:
+        raise InvalidTransition(f"Run #{run.id} was cancelled and a worker is finishing the chunk it had in hand; "
+                                "undo it in a few seconds, once that is done.")
+    undone = active_undo(run.id)
     if undone is not None:
-        raise InvalidTransition(f"Run #{run.id} has already been undone by run #{undone}.")
+        raise InvalidTransition(f"Run #{run.id} has already been undone by run #{undone.id}.")
     return runs.start_run(actor, "undo", "reactivate", {"type": "undo", "run_id": run.id}, reason_category,
                           reason_note, undo_of_run_id=run.id, trigger=trigger, now=now)
 
@@ -352,21 +360,41 @@ def trigger_label(run, user=None):
     return user.name if user is not None else "System"
 
 
-def run_details(run_id):
-    """Return a run, its live progress, its rules described, and its undo (if any).
+UNDO_LEFT_OPEN = ("failed", "cancelled")  # an undo in these states leaves its run to be undone again
+
+
+def active_undo(run_id):
+    """The undo of a run that is queued, running, paused or done (None if none, or only failed or cancelled ones)."""
+    return db.session.scalar(select(SweepRun).where(SweepRun.undo_of_run_id == run_id,
+                                                    SweepRun.status.not_in(UNDO_LEFT_OPEN))
+                             .order_by(SweepRun.id.desc()).limit(1))
+
+
+def run_details(run_id, now=None):
+    """Return a run, its live progress, its rules described, its undo (if any) and what can be done to it now.
+
+    Returns:
+        dict: run, progress (runs.progress), rules, trigger_label, undo (the latest undo of it, any status) and
+        undo_progress, undo_of (the run it undoes), stalled, can_undo, can_pause, can_resume, can_cancel.
 
     Raises:
         RunNotFound.
     """
+    now = now or utcnow()
     run = runs.get_run(run_id)
     user = db.session.get(User, run.triggered_by_id) if run.triggered_by_id else None
     undo = db.session.scalar(select(SweepRun).where(SweepRun.undo_of_run_id == run.id)
                              .order_by(SweepRun.id.desc()).limit(1))
     rules = [dict(r, description=describe(r), reason=rule_reason(r)) for r in (run.rules_snapshot or [])]
-    state = runs.progress(run.id)
-    stale = timedelta(seconds=float(current_app.config["SWEEP_CHUNK_STALE_SECONDS"]))
-    beat = run.heartbeat_at or run.created_at
+    state = runs.progress(run.id, now=now)
+    stalled = runs.is_stalled(run, now)
+    inline = runs.is_inline(run)
     return {"run": run, "progress": state, "rules": rules, "trigger_label": trigger_label(run, user), "undo": undo,
+            "undo_progress": runs.progress(undo.id, now=now) if undo else None,
             "undo_of": db.session.get(SweepRun, run.undo_of_run_id) if run.undo_of_run_id else None,
-            "stalled": run.status in runs.ACTIVE_STATUSES and beat < utcnow() - stale,
-            "can_undo": run.action == "suspend" and state["finished"] and (undo is None or undo.status == "failed")}
+            "stalled": stalled, "inline": inline,
+            "can_undo": (run.action == "suspend" and state["finished"] and not state["in_hand"]
+                         and run.status != "queued" and (undo is None or undo.status in UNDO_LEFT_OPEN)),
+            "can_pause": run.status in runs.PAUSABLE and not inline,
+            "can_resume": (run.status in runs.RESUMABLE or stalled) and not inline,
+            "can_cancel": run.status in runs.CANCELLABLE and not inline}

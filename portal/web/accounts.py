@@ -142,12 +142,12 @@ def bulk_apply():
                              form["reason_category"], form["reason_note"])
     except ValidationFailed as exc:
         return _apply_refused(actor, form, exc)
-    if outcome.run_id is not None:
+    if outcome.queued:
         if is_fragment_request():
             return _progress(outcome.run_id, form["next"])
         return redirect(url_for("accounts.bulk_progress", run_id=outcome.run_id, next=form["next"]), code=303)
     if not is_fragment_request():
-        flash(outcome.summary, "success")
+        flash(f"{outcome.summary} It is recorded as run #{outcome.run_id}.", "success")
         return redirect_after_post(form["next"])
     return render("accounts/_bulk.html", block="bulk_body", outcome=outcome, form=form, as_dialog=True,
                   headers={"HX-Trigger": json.dumps({"accounts-bulk-finished": {"ids": outcome.changed_ids}})})

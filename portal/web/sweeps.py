@@ -1,5 +1,5 @@
 """Sweep pages (super admin): run history, clean-up with preview and confirmation, a run's live
-progress and report, undo, resume, and the recurring schedule."""
+progress and report, pause, resume, cancel and undo, and the recurring schedule."""
 from flask import Blueprint, abort, flash, request
 from flask_login import current_user
 
@@ -7,11 +7,18 @@ from portal.domain import runs, schedule, sweeps
 from portal.domain.background import BackgroundUnavailable
 from portal.domain.errors import Conflict, InvalidTransition, ValidationFailed
 from portal.domain.parsing import record_id
+from portal.domain.runs import pace
 from portal.web.access import SUPER_ADMIN, roles_required
 from portal.web.helpers import redirect_after_post, render
 
 bp = Blueprint("sweeps", __name__, url_prefix="/sweeps")
 PAGE = 25
+
+
+@bp.app_template_filter("duration")
+def duration(seconds):
+    """A length of time as people say it (45 s, 3 min, 1 h 5 min)."""
+    return pace.duration_text(seconds)
 
 
 def _actor():
@@ -72,10 +79,11 @@ def start_cleanup():
     return redirect_after_post("sweeps.run", run_id=run.id)
 
 
-def _run_page(run_id, block=None, status=200, undo_form=None, undo_errors=None, form_error=None):
+def _run_page(run_id, block=None, status=200, undo_form=None, undo_errors=None, form_error=None,
+              control_error=None):
     details = sweeps.run_details(run_id)
     return render("sweeps/run.html", block=block, status=status, undo_form=undo_form or {},
-                  undo_errors=undo_errors or {}, form_error=form_error, **details)
+                  undo_errors=undo_errors or {}, form_error=form_error, control_error=control_error, **details)
 
 
 @bp.route("/runs/<int:run_id>")
@@ -107,13 +115,35 @@ def undo(run_id):
     return redirect_after_post("sweeps.run", run_id=undo_run.id)
 
 
+def _control(run_id, act, done):
+    """Pause, resume or cancel a run; a refusal shows the run's live part with why (nothing changed)."""
+    try:
+        act(_actor(), run_id)
+    except (Conflict, InvalidTransition, BackgroundUnavailable) as exc:
+        return _run_page(run_id, "live", exc.status_code, control_error=exc.message)
+    flash(done, "success")
+    return redirect_after_post("sweeps.run", run_id=run_id)
+
+
+@bp.route("/runs/<int:run_id>/pause", methods=["POST"])
+@roles_required(SUPER_ADMIN)
+def pause(run_id):
+    """Pause a running run: its workers stop after the chunk in hand."""
+    return _control(run_id, runs.pause_run, f"Run #{run_id} paused: its workers stop after the chunk in hand.")
+
+
 @bp.route("/runs/<int:run_id>/resume", methods=["POST"])
 @roles_required(SUPER_ADMIN)
 def resume(run_id):
-    """Queue a failed or stalled run again."""
-    runs.resume_run(_actor(), run_id)
-    flash(f"Run #{run_id} resumed.", "success")
-    return redirect_after_post("sweeps.run", run_id=run_id)
+    """Queue a paused, failed or stalled run again."""
+    return _control(run_id, runs.resume_run, f"Run #{run_id} resumed.")
+
+
+@bp.route("/runs/<int:run_id>/cancel", methods=["POST"])
+@roles_required(SUPER_ADMIN)
+def cancel(run_id):
+    """Cancel a run: it stops after the chunk in hand and keeps what it finished."""
+    return _control(run_id, runs.cancel_run, f"Run #{run_id} cancelled; what it finished stays done.")
 
 
 @bp.route("/schedule")

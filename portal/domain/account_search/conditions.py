@@ -5,6 +5,7 @@ from datetime import datetime
 from sqlalchemy import and_, func, or_, true
 
 from portal.domain import runs
+from portal.domain.account_search.by_run import changed_by_run
 from portal.domain.account_search.filters import parse_filters
 from portal.domain.errors import ValidationFailed
 from portal.models import Account
@@ -34,13 +35,15 @@ def search_ranges(q):
 
 SEARCH_KEYS = {"name": lambda: func.lower(Account.name), "email": lambda: func.lower(Account.email),
                "number": lambda: Account.number}
-NARROWING_KEYS = {"exempt": lambda: None, "balance": lambda: Account.balance_cents,
+NARROWING_KEYS = {"run": lambda: None, "exempt": lambda: None, "balance": lambda: Account.balance_cents,
                   "activity": lambda: None, "class": lambda: None}  # activity: "before" ORs IS NULL
 
 
 def narrowing(f):
     """Return [(name, clause)] of the filters an index can narrow, most selective first."""
     out = []
+    if f.run_id is not None:  # the audit trail's run index: what one run changed
+        out.append(("run", changed_by_run(f.run_id)))
     if f.exempt:
         out.append(("exempt", Account.exempt))
     if f.balance_min is not None or f.balance_max is not None:

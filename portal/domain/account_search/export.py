@@ -1,12 +1,14 @@
 """The account list as CSV rows: every account matching the filters, read in chunks so memory stays flat."""
+from dataclasses import replace
 from decimal import Decimal
 
 from sqlalchemy import func, select
 
 from portal.domain import account_search as limits  # SMALL_SET, EXPORT_CHUNK: read at call time
+from portal.domain.account_search.by_run import changed_ids_after
 from portal.domain.account_search.conditions import filter_clause
 from portal.domain.account_search.keyset import SORTS
-from portal.domain.account_search.reading import by_ids, plan
+from portal.domain.account_search.reading import _id_in, by_ids, plan
 from portal.domain.account_search.rows import LIST_COLUMNS, class_names, fetch
 from portal.extensions import db
 from portal.models import Account
@@ -35,6 +37,8 @@ def _chunks(f):
     ids, _restrict, _extra = plan(f, sort)
     if ids is not None:
         return [by_ids(ids, sort, clause, None, not sort.descending, limits.SMALL_SET + 1)]
+    if f.run_id is not None:
+        return _run_chunks(f)
     # two statements: SQLite answers min() or max() alone from the primary key, but scans for both at once
     low = db.session.scalar(select(func.min(Account.id)))
     high = db.session.scalar(select(func.max(Account.id)))
@@ -42,6 +46,19 @@ def _chunks(f):
     return (fetch(select(*LIST_COLUMNS).where(Account.id >= start, Account.id < start + step, clause)
                   .order_by(Account.id)).all()
             for start in range(low or 0, (high or -1) + 1, step))
+
+
+def _run_chunks(f):
+    """The accounts a run changed, EXPORT_CHUNK ids at a time from the audit trail's run index (in id order),
+    each chunk read by primary key and tested against the other filters."""
+    others = filter_clause(replace(f, run_id=None))
+    after = None
+    while True:
+        ids = changed_ids_after(f.run_id, after, limits.EXPORT_CHUNK)
+        if not ids:
+            return
+        yield fetch(select(*LIST_COLUMNS).where(_id_in(ids), others).order_by(Account.id)).all()
+        after = ids[-1]
 
 
 def _csv_row(r, names):

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from portal.domain.account_search.keyset import SORTS, decode_cursor
 from portal.domain.account_search.rows import class_names
+from portal.domain.account_search.by_run import run_exists
 from portal.domain.gate import STATE_LABELS
 from portal.domain.parsing import InvalidValue, bad_character, iso_date, money_cents, record_id, whole_number
 
@@ -16,8 +17,8 @@ PAGE_SIZES = (25, 50, 100, 200)
 DEFAULT_PAGE_SIZE = 50
 Q_MAX = 100
 BALANCE_LIMIT_CENTS = 10 ** 13
-RAW_FIELDS = ("q", "status", "class", "balance_min", "balance_max", "active_after", "active_before", "exempt",
-              "sort", "per_page")
+RAW_FIELDS = ("q", "run", "status", "class", "balance_min", "balance_max", "active_after", "active_before",
+              "exempt", "sort", "per_page")
 
 
 @dataclass
@@ -25,6 +26,7 @@ class Filters:
     """What the staff asked for, validated; `problems` maps a field to why its value was ignored."""
 
     q: str = ""
+    run_id: int | None = None  # the accounts this run changed (account_search.by_run)
     status: str = ""
     class_id: int | None = None
     balance_min: int | None = None  # cents
@@ -38,11 +40,13 @@ class Filters:
     problems: dict = field(default_factory=dict)
     raw: dict = field(default_factory=dict)
 
-    def args(self, cursor=None):
-        """Return the canonical query arguments of this view (valid, non-default values only)."""
+    def args(self, cursor=None, without=()):
+        """Return the canonical query arguments of this view (valid, non-default values only), less `without`."""
         out = {}
         if self.q:
             out["q"] = self.q
+        if self.run_id is not None:
+            out["run"] = str(self.run_id)
         if self.status:
             out["status"] = self.status
         if self.class_id is not None:
@@ -62,7 +66,7 @@ class Filters:
             out["per_page"] = str(self.per_page)
         if cursor:
             out["cursor"] = cursor
-        return out
+        return {k: v for k, v in out.items() if k not in without}
 
     def selection_filter(self):
         """Return the filter as stored in a bulk run's selection (no sort, page size or cursor)."""
@@ -85,8 +89,8 @@ def parse_filters(args):
     """
     f = Filters(raw={k: _text(args, k) for k in RAW_FIELDS})
     # In the order of the form: `problems` keeps it, and a stored filter's error joins the messages in it.
-    for read in (_read_q, _read_status, _read_class, _read_balance, _read_activity, _read_exempt, _read_sort,
-                 _read_per_page):
+    for read in (_read_q, _read_run, _read_status, _read_class, _read_balance, _read_activity, _read_exempt,
+                 _read_sort, _read_per_page):
         read(f, f.raw, f.problems)
     if _text(args, "cursor"):
         f.cursor = decode_cursor(_text(args, "cursor"), f.sort)
@@ -113,6 +117,19 @@ def _read_q(f, raw, p):
         p["q"] = f"Searches use the first {Q_MAX} characters; the rest was ignored."
         q = q[:Q_MAX].rstrip()
     f.q = q
+
+
+def _read_run(f, raw, p):
+    if raw["run"]:
+        run_id = record_id(raw["run"].lstrip("#"))
+        if run_id is None:
+            p["run"] = ("“Changed by run” takes a run number, such as 12; that value was ignored, so the list shows "
+                        "accounts whatever changed them.")
+        elif not run_exists(run_id):
+            p["run"] = (f"There is no run #{run_id}; the “changed by run” filter was ignored, so the list shows "
+                        "accounts whatever changed them.")
+        else:
+            f.run_id = run_id
 
 
 def _read_status(f, raw, p):

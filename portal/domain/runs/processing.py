@@ -4,7 +4,9 @@ On PostgreSQL a worker works on SWEEP_CONNECTIONS chunks at a time, each over it
 (on SQLite, which has one writer, on one). Chunks claimed by another live worker are left to it; a
 chunk whose claim is older than SWEEP_CHUNK_STALE_SECONDS (its worker was killed) is claimed again.
 Each chunk is one transaction (portal.domain.runs.chunk). A run that fails records why and gives its
-chunks back; resuming it, or RQ's retry, carries on where it stopped.
+chunks back; resuming it, or RQ's retry, carries on where it stopped. A chunk is claimed only while its
+run is running: after a pause or a cancel (runs.controls) each worker finishes the chunk in hand, gives
+its claims back and stops; the status is looked at between chunks, never inside one.
 """
 import logging
 import os
@@ -14,14 +16,15 @@ import time
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from portal.domain import audit
 from portal.domain.errors import DomainError
 from portal.domain.runs.chunk import process_chunk as _process_chunk, run_label
-from portal.domain.runs.starting import (EXCLUSIVE_KINDS, RunInProgress, _release_claims, chunk_processor,
-                                         get_run, lock_for, progress, running_exclusive_run, selection_clause)
+from portal.domain.runs.starting import (ACTIVE_STATUSES, EXCLUSIVE_KINDS, RunInProgress, _release_claims,
+                                         chunk_processor, get_run, lock_for, progress, running_exclusive_run,
+                                         selection_clause)
 from portal.extensions import db
 from portal.models import SweepRun, SweepRunChunk
 from portal.timeutil import utcnow
@@ -41,9 +44,11 @@ def process_run(run_id, worker_name=None, stale_after=None, poll=0.5, connection
     config = current_app.config
     stale_after = stale_after if stale_after is not None else float(config["SWEEP_CHUNK_STALE_SECONDS"])
     run = get_run(run_id)
-    if run.status == "done":
+    if run.status not in ("queued", "running", "failed"):  # done, or paused or cancelled: nothing to do now
         return progress(run_id)
     _mark_running(run)
+    if run.status != "running":  # paused or cancelled since it was read
+        return progress(run_id)
     connections = connections or sweep_connections()
     stopped = threading.Event()  # set when a connection is out of chunks, or failed: the others stop too
     app = current_app._get_current_object()
@@ -93,6 +98,9 @@ def _work_on(run, worker_name, stale_after, poll, stopped, limit=None):
             chunk = _claim_chunk(run.id, worker_name, stale_after, limit)
             if chunk is None:
                 if _all_done(run.id):
+                    return
+                if not _is_active(run.id):  # paused or cancelled: give back what this connection holds
+                    _release_claims(run.id, worker_name)
                     return
                 stopped.wait(poll)  # others are on the remaining chunks; take over any that go stale
                 continue
@@ -216,8 +224,9 @@ def _mark_running(run):
 
 
 def _mark_failed(run_id, exc):
+    """queued/running -> failed, the lock let go (a run paused or cancelled meanwhile stays so)."""
     message = exc.message if isinstance(exc, DomainError) else f"{type(exc).__name__}: {exc}"
-    db.session.execute(update(SweepRun).where(SweepRun.id == run_id, SweepRun.status != "done")
+    db.session.execute(update(SweepRun).where(SweepRun.id == run_id, SweepRun.status.in_(("queued", "running")))
                        .values(status="failed", error=message[:2000], lock_key=None)
                        .execution_options(synchronize_session=False))
     db.session.commit()
@@ -226,7 +235,9 @@ def _mark_failed(run_id, exc):
 def _claim_chunk(run_id, worker_name, stale_after, limit=None):
     """Atomically claim the next chunk nobody is working on; return (id, lo, hi) or None.
 
-    With a `limit`, only while fewer than `limit` of the run's chunks are in hand (claimed, not done).
+    Only while the run is queued or running: the claim's own UPDATE checks the status, so once a pause or
+    cancel has committed no chunk is claimed any more. With a `limit`, only while fewer than `limit` of the run's chunks
+    are in hand (claimed, not done).
     """
     now = utcnow()
     stale_at = now - timedelta(seconds=stale_after)
@@ -241,13 +252,18 @@ def _claim_chunk(run_id, worker_name, stale_after, limit=None):
         candidate = candidate.where(in_hand < limit)
     if db.engine.dialect.name == "postgresql":
         candidate = candidate.with_for_update(skip_locked=True)
-    stmt = (update(SweepRunChunk).where(SweepRunChunk.id == candidate.scalar_subquery())
+    running = exists().where(SweepRun.id == run_id, SweepRun.status.in_(ACTIVE_STATUSES))
+    stmt = (update(SweepRunChunk).where(SweepRunChunk.id == candidate.scalar_subquery(), running)
             .values(claimed_at=now, claimed_by=worker_name)
             .returning(SweepRunChunk.id, SweepRunChunk.lo, SweepRunChunk.hi))
     row = db.session.execute(stmt).first()
     db.session.execute(update(SweepRun).where(SweepRun.id == run_id).values(heartbeat_at=now))
     db.session.commit()
     return tuple(row) if row else None
+
+
+def _is_active(run_id):
+    return db.session.scalar(select(SweepRun.status).where(SweepRun.id == run_id)) in ACTIVE_STATUSES
 
 
 def _all_done(run_id):

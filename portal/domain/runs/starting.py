@@ -22,7 +22,7 @@ import time
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import and_, case, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from portal.domain import audit, rules as rules_domain
@@ -45,7 +45,8 @@ LOCKS = {"dunning": "dunning"}  # the daily dunning run is exclusive among its o
 RUN_ACTIONS = tuple(ACTIONS) + ("evaluate",)  # evaluate: the dunning schedule decides per account
 CHUNK_PROCESSORS = {}
 CANDIDATE_CHUNKED = set()
-ACTIVE_STATUSES = ("queued", "running")
+ACTIVE_STATUSES = ("queued", "running")  # workers take it on (paused and cancelled runs they leave alone)
+IN_PROGRESS = ACTIVE_STATUSES + ("paused",)  # not finished: an undo waits for these
 TRIGGER_ACTORS = {"schedule": "Schedule", "cli": "Command line"}
 SELECTIONS = {}
 
@@ -142,7 +143,8 @@ def running_exclusive_run(lock=LOCK):
 
 
 def start_run(actor, kind, action, selection, reason_category, reason_note, as_of=None, trigger="user",
-              schedule_id=None, period_key=None, undo_of_run_id=None, chunk_size=None, enqueue=True, now=None):
+              schedule_id=None, period_key=None, undo_of_run_id=None, chunk_size=None, enqueue=True, now=None,
+              total=None):
     """Create a run with its chunks and queue its processing on the sweeps queue.
 
     Args:
@@ -159,6 +161,8 @@ def start_run(actor, kind, action, selection, reason_category, reason_note, as_o
         chunk_size: accounts per chunk (default SWEEP_CHUNK_SIZE).
         enqueue: False to leave processing to the caller (tests, benchmarks).
         now: the time of the start (default now).
+        total: how many accounts the selection holds, when the caller has just counted them (the clean-up's
+            preview, the bulk confirmation); else counted here. Progress is reported out of it.
 
     Returns:
         The queued SweepRun.
@@ -196,7 +200,9 @@ def start_run(actor, kind, action, selection, reason_category, reason_note, as_o
     except IntegrityError:
         db.session.rollback()
         raise _start_conflict(period_key, lock) from None
-    _add_chunks(run, selection)
+    candidates = _add_chunks(run, selection)
+    total = total if total is not None else candidates if candidates is not None else _count_selected(run, selection)
+    run.params = {"selection": selection, "total": int(total)}
     audit.record(f"run_{kind}_started", None, actor or TRIGGER_ACTORS.get(trigger, "System"), run_id=run.id,
                  reason_category=category, reason_note=note,
                  data={"action": action, "selection": selection, "as_of": as_of.isoformat(), "trigger": trigger},
@@ -229,7 +235,10 @@ def _start_conflict(period_key, lock=LOCK):
 
 
 def _add_chunks(run, selection):
-    """Cut the run's id range into chunks; explicit ids, or an undo's audit trail, narrow the range first."""
+    """Cut the run's id range into chunks; explicit ids, or an undo's audit trail, narrow the range first.
+
+    Returns the number of candidates for a selection chunked by its candidates (counted on the way), else None.
+    """
     column, where = Account.id, []
     if selection.get("type") in CANDIDATE_CHUNKED:
         return _add_candidate_chunks(run, selection_clause(selection, run.as_of))
@@ -247,6 +256,26 @@ def _add_chunks(run, selection):
         db.session.execute(insert(SweepRunChunk), [
             dict(run_id=run.id, lo=start, hi=min(start + run.chunk_size, hi + 1), matched=0, changed=0, skipped=0)
             for start in range(lo, hi + 1, run.chunk_size)])
+    return None
+
+
+def _count_selected(run, selection):
+    """The accounts the run's selection holds in its id range now: the total its progress is reported out of.
+
+    An undo counts the accounts still suspended by the run it reverses, found through the audit index.
+    """
+    if run.min_id is None:
+        return 0
+    if selection.get("type") == "undo":
+        undone = int(selection["run_id"])
+        suspended = select(AuditEvent.account_id).where(AuditEvent.actor_run_id == undone,
+                                                        AuditEvent.action == "suspended")
+        where = [Account.id.in_(suspended), Account.suspended_by_run_id == undone]
+    else:
+        where = [Account.id >= run.min_id, Account.id <= run.max_id, selection_clause(selection, run.as_of)]
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(text("SET LOCAL jit = off"))  # one pass: compiling it costs more than it saves
+    return db.session.scalar(select(func.count()).select_from(Account).where(*where)) or 0
 
 
 def _add_candidate_chunks(run, candidates):
@@ -259,6 +288,7 @@ def _add_candidate_chunks(run, candidates):
         db.session.execute(insert(SweepRunChunk), [
             dict(run_id=run.id, lo=lo, hi=(bounds[i + 1] if i + 1 < len(bounds) else ids[-1] + 1), matched=0,
                  changed=0, skipped=0) for i, lo in enumerate(bounds)])
+    return len(ids)
 
 
 def enqueue_run(run_id, jobs=None):
@@ -371,69 +401,127 @@ def get_run(run_id):
     return run
 
 
-def progress(run_id):
-    """Return a run's live progress: status, counts so far, skip reasons, fraction done.
+def progress(run_id, now=None):
+    """Return a run's live progress: status, accounts processed out of the total, rate, time left, counts so far.
+
+    Args:
+        run_id: the run.
+        now: the time the figures are taken at (default now).
+
+    Returns:
+        dict: processed, total, done_fraction (of the accounts), rate (accounts/s), eta_s, in_hand (chunks
+        a worker still holds), stopping (paused or cancelled, a chunk still in hand), finished (nothing more
+        will happen without someone resuming it), the counts and skip reasons, and the chunks.
 
     Raises:
         RunNotFound.
     """
+    from portal.domain.runs import pace
+
+    now = now or utcnow()
     run = get_run(run_id)
     db.session.refresh(run)
-    total, done, matched, changed, skipped = db.session.execute(
+    stale_at = now - timedelta(seconds=float(current_app.config["SWEEP_CHUNK_STALE_SECONDS"]))
+    total, done, matched, changed, skipped, in_hand = db.session.execute(
         select(func.count(), func.count(SweepRunChunk.done_at), func.coalesce(func.sum(SweepRunChunk.matched), 0),
-               func.coalesce(func.sum(SweepRunChunk.changed), 0), func.coalesce(func.sum(SweepRunChunk.skipped), 0))
+               func.coalesce(func.sum(SweepRunChunk.changed), 0), func.coalesce(func.sum(SweepRunChunk.skipped), 0),
+               func.count(case((and_(SweepRunChunk.done_at.is_(None), SweepRunChunk.claimed_at >= stale_at), 1))))
         .where(SweepRunChunk.run_id == run.id)).one()
     reasons = {}
     for (chunk_reasons,) in db.session.execute(select(SweepRunChunk.skip_reasons).where(
             SweepRunChunk.run_id == run.id, SweepRunChunk.done_at.is_not(None))):
         for reason, count in (chunk_reasons or {}).items():
             reasons[reason] = reasons.get(reason, 0) + count
+    if not total and (run.params or {}).get("inline"):  # a bulk change made at once: its counts are on the run
+        matched, changed, skipped, reasons = run.matched, run.changed, run.skipped, dict(run.skip_reasons or {})
     duration = None
     if run.started_at:
-        duration = max(0.0, ((run.finished_at or utcnow()) - run.started_at).total_seconds())
-    return {"id": run.id, "status": run.status, "kind": run.kind, "action": run.action, "trigger": run.trigger,
-            "label": run_label(run), "matched": int(matched), "changed": int(changed), "skipped": int(skipped),
-            "skip_reasons": dict(sorted(reasons.items(), key=lambda kv: -kv[1])),
-            "chunks": int(total), "chunks_done": int(done), "done_fraction": (done / total) if total else 1.0,
-            "finished": run.status in ("done", "failed"), "error": run.error, "duration_s": duration,
-            "as_of": run.as_of, "created_at": run.created_at, "started_at": run.started_at,
-            "finished_at": run.finished_at}
+        duration = max(0.0, ((run.finished_at or now) - run.started_at).total_seconds())
+    in_hand = int(in_hand) if run.status in ("paused", "cancelled") else 0
+    state = {"id": run.id, "status": run.status, "kind": run.kind, "action": run.action, "trigger": run.trigger,
+             "label": run_label(run), "matched": int(matched), "changed": int(changed), "skipped": int(skipped),
+             "skip_reasons": dict(sorted(reasons.items(), key=lambda kv: -kv[1])),
+             "chunks": int(total), "chunks_done": int(done), "in_hand": in_hand, "stopping": in_hand > 0,
+             "finished": run.status in ("done", "failed") or (run.status == "cancelled" and not in_hand),
+             "error": run.error, "duration_s": duration, "as_of": run.as_of, "created_at": run.created_at,
+             "started_at": run.started_at, "finished_at": run.finished_at}
+    state.update(pace.figures(run, int(matched), int(total), int(done), now))
+    state["summary"] = pace.summary(state)
+    return state
 
 
-def resume_run(actor, run_id):
-    """Queue a failed or stalled run again; chunks already done are not redone.
+def is_stalled(run, now=None):
+    """True when a run workers should be on has not been heard of for SWEEP_CHUNK_STALE_SECONDS."""
+    stale = timedelta(seconds=float(current_app.config["SWEEP_CHUNK_STALE_SECONDS"]))
+    beat = run.heartbeat_at or run.created_at
+    return run.status in ACTIVE_STATUSES and beat < (now or utcnow()) - stale
+
+
+RESUMABLE = ("paused", "failed")  # and a queued or running run nobody has worked on for a while (is_stalled)
+
+
+def resume_run(actor, run_id, now=None):
+    """Queue a paused, failed or stalled run again; chunks already done are not redone.
+
+    A compare-and-set on the status read: two resumes at once, or a worker finishing the run meanwhile,
+    leave one transition (the other is refused and changes nothing).
 
     Args:
         actor: the super admin resuming it (None: the system).
         run_id: the run.
+        now: the time of the resume (default now).
 
     Raises:
-        PermissionDenied, RunNotFound, InvalidTransition (already finished),
+        PermissionDenied, RunNotFound,
+        InvalidTransition (finished, cancelled, or running or queued and not stalled: nothing to resume),
         RunInProgress (another exclusive run holds the lock),
         BackgroundUnavailable (the job queue cannot be reached; nothing is changed).
     """
     _require_permission(actor)
+    now = now or utcnow()
     run = get_run(run_id)
-    if run.status == "done":
-        raise InvalidTransition(f"Run #{run.id} has already finished.")
+    db.session.refresh(run)
+    if run.status not in RESUMABLE and not is_stalled(run, now):
+        raise InvalidTransition(not_resumable(run))
+    if (run.params or {}).get("inline"):
+        raise InvalidTransition(f"Run #{run.id} was a bulk change made at once, account by account; it is not "
+                                "resumed (start the bulk change again for the accounts it did not reach). "
+                                "Nothing was changed.")
     require_queue()
     values = dict(status="queued", error=None)
     if run.kind in EXCLUSIVE_KINDS:
         values["lock_key"] = lock_for(run.kind)
     try:
-        db.session.execute(update(SweepRun).where(SweepRun.id == run.id, SweepRun.status != "done").values(**values))
-        audit.record("run_resumed", None, actor or "System", run_id=run.id)
+        moved = db.session.execute(update(SweepRun).where(SweepRun.id == run.id, SweepRun.status == run.status)
+                                   .values(**values).execution_options(synchronize_session=False)).rowcount
+        if moved != 1:
+            db.session.rollback()
+            raise InvalidTransition(not_resumable(get_run(run.id), meanwhile=True))
+        audit.record("run_resumed", None, actor or "System", run_id=run.id, data={"from": run.status}, now=now)
         db.session.flush()
     except IntegrityError:
         db.session.rollback()
         raise RunInProgress(running_exclusive_run(lock_for(run.kind) or LOCK), lock_for(run.kind) or LOCK) from None
-    _release_claims(run.id, commit=False)  # the admin says it is stuck: don't wait for claims to go stale
+    _release_claims(run.id, commit=False)  # paused, or the admin says it is stuck: don't wait for claims to go stale
     if not enqueue_run(run.id):  # its job first, then the commit: a queued run always has one
         db.session.rollback()
         raise BackgroundUnavailable()
     db.session.commit()
     db.session.refresh(run)
     return run
+
+
+def not_resumable(run, meanwhile=False):
+    """Why a run cannot be resumed now, and that nothing was changed."""
+    db.session.refresh(run)
+    first = f"Run #{run.id} {'changed meanwhile: it ' if meanwhile else ''}"
+    if run.status == "done":
+        return first + "has already finished; there is nothing to resume. Nothing was changed."
+    if run.status == "cancelled":
+        return first + "was cancelled; a cancelled run is not resumed (start a new one). Nothing was changed."
+    if run.status in ACTIVE_STATUSES:
+        return first + f"is {run.status}, not paused; there is nothing to resume. Nothing was changed."
+    return first + f"is {run.status}. Nothing was changed."
 
 
 def _release_claims(run_id, worker_name=None, commit=True):
