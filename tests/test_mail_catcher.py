@@ -1,5 +1,6 @@
 """Where mail goes: run.py's local mail catcher in development, and a real relay with STARTTLS and sign-in."""
 import importlib.util
+import io
 import os
 import shutil
 import ssl
@@ -25,6 +26,7 @@ def run_module(tmp_path, monkeypatch):
     spec.loader.exec_module(module)
     monkeypatch.setattr(module, "INSTANCE", str(tmp_path / "instance"))
     monkeypatch.setattr(module, "VENV_PY", sys.executable)
+    monkeypatch.setattr(module, "free_port", free_port)  # ports from this xdist worker's own block
     return module
 
 
@@ -120,13 +122,23 @@ def test_serve_starts_the_catcher_before_the_workers_and_hands_them_its_port(run
                for name, env in started)
 
 
-def test_the_catcher_keeps_the_newest_messages_only(tmp_path):
+def _run_coroutine(coroutine):
+    """Run a coroutine on a loop of its own thread (a browser test's loop may be running in this one)."""
     import asyncio
+    import threading
 
-    catcher = mailcatcher.Catcher(str(tmp_path), keep=3, out=open(os.devnull, "w"))
+    result = []
+    thread = threading.Thread(target=lambda: result.append(asyncio.run(coroutine)))
+    thread.start()
+    thread.join(10)
+    return result[0]
+
+
+def test_the_catcher_keeps_the_newest_messages_only(tmp_path):
+    catcher = mailcatcher.Catcher(str(tmp_path), keep=3, out=io.StringIO())
     for i in range(5):
         envelope = SimpleNamespace(content=f"Subject: n{i}\r\n\r\nbody".encode(), rcpt_tos=["a@example.test"])
-        assert asyncio.run(catcher.handle_DATA(None, None, envelope)).startswith("250")
+        assert _run_coroutine(catcher.handle_DATA(None, None, envelope)).startswith("250")
     assert [m["Subject"] for m in mailcatcher.messages(str(tmp_path))] == ["n2", "n3", "n4"]
 
 
