@@ -1,4 +1,4 @@
-"""The outbox as staff read it: emails by status, kind, recipient, account or run; one email; sending a failed one again.
+"""The outbox as staff read it: emails by status, kind, recipient, account or run; one email; a failed one sent again.
 
 The email's life is portal.domain.notify's (pending -> sending -> sent, back to pending after a failure,
 failed after too many refusals, held while the gate pauses its recipient's mail). Here a super admin
