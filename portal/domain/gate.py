@@ -43,6 +43,7 @@ ROLE_ACTIONS = {
         "cancel", "write_off", "shift", "lift", "set_exempt", "manage_rules", "run_sweep",
         "log_cancellation_request", "record_retention", "export_accounts", "add_invoice", "record_payment",
         "manage_classes", "set_class", "create_account", "create_key", "revoke_key", "manage_api_tokens",
+        "resend_email",
     },
     "support": {"use_portal", "login", "view_account", "view_invoices", "log_cancellation_request",
                 "export_accounts"},

@@ -10,6 +10,7 @@ from flask_login import current_user
 
 from portal.domain import outbox
 from portal.domain.errors import Conflict
+from portal.domain.gate import may
 from portal.web.access import STAFF, SUPER_ADMIN, roles_required
 from portal.web.helpers import is_fragment_request, redirect_after_post, render
 
@@ -39,7 +40,7 @@ def index():
 def _detail(email_id, status=200, error=None, done=None, headers=None, block="email_dialog"):
     email, account = outbox.get_email(email_id)
     return render("outbox/detail.html", block=block, status=status, headers=headers, email=email,
-                  account=account, kind_label=outbox.kind_label, can_resend=current_user.role in SUPER_ADMIN,
+                  account=account, kind_label=outbox.kind_label, can_resend=bool(may(current_user, "resend_email", None)),
                   error=error, done=done, as_dialog=is_fragment_request(),
                   back_url=url_for("outbox.index"))
 

@@ -68,6 +68,7 @@ ACTION_LABELS = {
     "set_class": ("Change an account's customer class", "staff"),
     "create_account": ("Create an account", "staff"),
     "manage_api_tokens": ("Create and revoke API tokens", "staff"),
+    "resend_email": ("Send a failed email again", "staff"),
 }
 
 ROLE_LABELS = dict(PEOPLE_ROLE_LABELS, system="System (automated work)", public="Public (not signed in)")
