@@ -5,7 +5,7 @@ import re
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 
 from portal.domain import account_search, overview, status_counts, suspension
 from portal.domain.billing import ledger
@@ -162,6 +162,48 @@ def test_a_good_range_by_days_or_dates(app, world, history, auth, client):
     assert dates.count('data-testid="activity-row"') == 4 and "6 suspended" in dates and "4 reactivated" in dates
 
 
+def test_the_chart_counts_only_new_events_on_top_of_what_it_kept(app, world, make, monkeypatch):
+    ids = [make.account() for _ in range(3)]
+    calls = []
+    real = overview._count_events
+    monkeypatch.setattr(overview, "_count_events", lambda *a: calls.append(a[2:]) or real(*a))
+    with app.app_context():
+        start, end = overview.activity_range(days="30", today=today())
+        admin = admin_user(world)
+        suspension.suspend(admin, ids[0], "other", NOTE, now=at(today() - timedelta(days=2)))
+        first = overview.activity(start, end)
+        suspension.suspend(admin, ids[1], "other", NOTE, now=at(today() - timedelta(days=2)))
+        suspension.suspend(admin, ids[2], "other", NOTE, now=at(today() - timedelta(days=40)))  # outside the range
+        second = overview.activity(start, end)
+        assert overview.activity(start, end).counts == second.counts  # nothing new: nothing counted
+        overview.forget_activity()
+        fresh = overview.activity(start, end)
+    assert first.totals[("suspended", "admin")] == 1 and second.totals[("suspended", "admin")] == 2
+    assert fresh.counts == second.counts
+    newest = [upto for _after, upto in calls]
+    assert calls[0][0] == 0 and calls[1][0] == newest[0] and len(calls) == 3 and calls[2][0] == 0
+
+
+def test_a_chart_event_committed_late_on_postgresql_is_not_missed(app, world, make, db_backend):
+    if db_backend != "postgresql":
+        pytest.skip("SQLite has one writer at a time: its ids commit in order")
+    late = make.account(name="Late")
+    with app.app_context():
+        start, end = overview.activity_range(days="7", today=today())
+        slow = db.engine.connect()
+        slow_tx = slow.begin()
+        slow.execute(text("INSERT INTO audit_events (created_at, account_id, actor_label, action, state_before, "
+                          "state_after) VALUES (now(), :id, 'Test', 'suspended', 'active', 'suspended')"), {"id": late})
+        with db.engine.begin() as quick:
+            quick.execute(text("INSERT INTO audit_events (created_at, account_id, actor_label, action) "
+                               "VALUES (now(), :id, 'Test', 'note_added')"), {"id": late})
+        assert overview.activity(start, end).measure_total("suspended") == 0
+        db.session.rollback()
+        slow_tx.commit()
+        slow.close()
+        assert overview.activity(start, end).measure_total("suspended") == 1
+
+
 # ---------------------------------------------------------------- accounts by status
 
 def list_counts(app):
@@ -224,22 +266,28 @@ def test_the_counts_are_cached_until_a_status_changes(app, world, make):
 
 def test_a_status_change_committed_late_on_postgresql_is_not_missed(app, world, make, db_backend):
     """A transaction holding a lower audit id commits after one holding a higher id: the count taken in
-    between is not kept once the first commits (max(id) alone would keep it)."""
+    between is not kept once the first commits (max(id) alone would keep it); a transaction that ends
+    without adding events below the id leaves the kept count alone."""
     if db_backend != "postgresql":
         pytest.skip("SQLite has one writer at a time: its ids commit in order")
     late, other = make.account(name="Late"), make.account(name="Other")
     with app.app_context():
         engine = db.engine
-        slow = engine.connect()
-        slow_tx = slow.begin()
+        slow, bystander = engine.connect(), engine.connect()
+        slow_tx, bystander_tx = slow.begin(), bystander.begin()
         slow.execute(text("UPDATE accounts SET status = 'suspended' WHERE id = :id"), {"id": late})
         slow.execute(text("INSERT INTO audit_events (created_at, account_id, actor_label, action, state_before, "
                           "state_after) VALUES (now(), :id, 'Test', 'suspended', 'active', 'suspended')"), {"id": late})
+        bystander.execute(text("UPDATE accounts SET name = 'Renamed' WHERE id = :id"), {"id": other})
         with engine.begin() as quick:  # a higher id, committed first (a note, no status change)
             quick.execute(text("INSERT INTO audit_events (created_at, account_id, actor_label, action) "
                                "VALUES (now(), :id, 'Test', 'note_added')"), {"id": other})
         before = status_counts.current()
         assert before.counts["suspended"] == 0
+        db.session.rollback()
+        bystander_tx.commit()  # ended, but added no event: the count holds
+        bystander.close()
+        assert status_counts.current().cached
         db.session.rollback()
         slow_tx.commit()
         slow.close()
@@ -284,29 +332,58 @@ def test_emails_waiting_retrying_held_and_failed(app, world, auth, client):
     assert ('href="/outbox"' in html) == ("outbox.index" in app.view_functions)
 
 
-def test_the_dunning_steps_of_the_next_7_days_as_the_upcoming_page_lists_them(app, world, make, auth, client):
+@pytest.fixture
+def steps_ahead(app, world, make):
+    """Three accounts with a step in the next 7 days (in 3, 4 and 6 days) and one later (in 13 days)."""
     standard = make.customer_class("Standard", limit_after_days=15, suspend_after_days=20)
-    soon, later, far = (make.account(name=n) for n in ("Soon Cafe", "Later Bar", "Far Diner"))
+    soon, later, last, far = (make.account(name=n) for n in ("Soon Cafe", "Later Bar", "Last Deli", "Far Diner"))
     with app.app_context():
         admin = admin_user(world)
-        for account_id in (soon, later, far):
+        for account_id in (soon, later, last, far):
             db.session.get(Account, account_id).customer_class_id = standard
         db.session.commit()
         ledger.add_invoice(admin, soon, "49.00", today() - timedelta(days=12))  # limitation in 3 days
         ledger.add_invoice(admin, later, "20.00", today() - timedelta(days=16))  # limited; suspension in 4 days
+        ledger.add_invoice(admin, last, "20.00", today() - timedelta(days=9))  # limitation in 6 days
         ledger.add_invoice(admin, far, "20.00", today() - timedelta(days=2))  # limitation in 13 days: not shown
+        db.session.remove()
+    return soon, later, last, far
+
+
+def test_the_dunning_steps_of_the_next_7_days_as_the_upcoming_page_lists_them(app, world, steps_ahead, auth,
+                                                                              client):
+    soon, later, last, _far = steps_ahead
+    with app.app_context():
         steps = overview.upcoming_steps(today())
         listed = daily.upcoming(as_of=today())
-    assert steps["total"] == len(listed) == 2
-    assert steps["by_action"] == {"limitation": 1, "suspension": 1, "reapply": 0}
-    assert [r["id"] for r in steps["rows"]] == [soon, later]
+    assert steps["complete"] and steps["left"] == 0 and steps["total"] == len(listed) == 3
+    assert steps["by_action"] == {"limitation": 2, "suspension": 1, "reapply": 0}
+    assert [r["id"] for r in steps["rows"]] == [r["id"] for r in listed] == [soon, later, last]
+    assert [(r["date"], r["action"], r["owed_cents"]) for r in steps["rows"]] == \
+        [(r["date"], r["action"], r["owed_cents"]) for r in listed]
     auth.login(world.support.email)
     html = client.get("/overview/upcoming", headers=HX).get_data(as_text=True)
-    assert "2 steps by" in html and "1 limitation," in html and "1 suspension" in html
-    assert html.count('data-testid="overview-upcoming-row"') == 2 and "$49.00" in html and "Far Diner" not in html
+    summary = " ".join(re.search(r'data-testid="upcoming-summary">(.*?)</p>', html, re.S).group(1).split())
+    assert summary.startswith("3 steps by") and "2 limitations, 1 suspension, if nothing is paid" in summary
+    assert html.count('data-testid="overview-upcoming-row"') == 3 and "$49.00" in html and "Far Diner" not in html
     assert 'href="/dunning/upcoming"' in html
-    listed_page = client.get("/dunning/upcoming").get_data(as_text=True)
-    assert listed_page.count('data-testid="upcoming-row"') == 2
+    assert client.get("/dunning/upcoming").get_data(as_text=True).count('data-testid="upcoming-row"') == 3
+
+
+def test_upcoming_steps_within_a_budget_say_what_is_counted(app, world, steps_ahead, auth, client, monkeypatch):
+    soon, later, _last, _far = steps_ahead
+    with app.app_context():
+        steps = overview.upcoming_steps(today(), budget=2)  # asked: the two accounts with the first next looks
+    assert not steps["complete"] and steps["left"] == 1 and steps["total"] == 2
+    assert [r["id"] for r in steps["rows"]] == [soon, later]
+    assert steps["exact_before"] == today() + timedelta(days=4)  # every step before the last day asked is counted
+    monkeypatch.setattr(overview, "UPCOMING_BUDGET", 2)
+    auth.login(world.support.email)
+    html = client.get("/overview/upcoming", headers=HX).get_data(as_text=True)
+    summary = " ".join(re.search(r'data-testid="upcoming-summary">(.*?)</p>', html, re.S).group(1).split())
+    assert summary.startswith("At least 2 steps by") and "1 more account is due a look by then" in summary
+    assert f"every step before {(today() + timedelta(days=4)).strftime('%a %Y-%m-%d')} is counted" in summary
+    assert "All of them on Upcoming" in html
 
 
 def test_the_save_rate_over_30_and_90_days_as_the_retention_overview_counts_it(app, world, make, auth, client):
@@ -327,7 +404,7 @@ def test_the_save_rate_over_30_and_90_days_as_the_retention_overview_counts_it(a
     assert (ninety.saved, ninety.decided) == (3, 6) and ninety.save_rate == 0.5
     auth.login(world.admin.email)
     html = client.get("/overview/cancellations", headers=HX).get_data(as_text=True)
-    assert re.search(r'data-testid="save-rate-30">66.7 %<', html) and re.search(r'data-testid="save-rate-90">50.0 %<', html)
+    assert 'data-testid="save-rate-30">66.7 %<' in html and 'data-testid="save-rate-90">50.0 %<' in html
     assert f"date_from={(t - timedelta(days=29)).isoformat()}" in html
 
 
@@ -338,7 +415,7 @@ def test_no_figures_yet_say_so(world, auth, client):
     rates = client.get("/overview/cancellations", headers=HX).get_data(as_text=True)
     assert 'data-testid="save-rate-30">—<' in rates
     steps = client.get("/overview/upcoming", headers=HX).get_data(as_text=True)
-    assert "0 steps by" in steps
+    assert re.search(r'data-testid="upcoming-summary">0 steps by', steps)
 
 
 # ---------------------------------------------------------------- pages, roles, landing

@@ -5,7 +5,7 @@
     activity           suspensions and reactivations per day over a date range, by source (from audit_events)
     last_runs          the newest runs with their outcome (the sweep history's own reading)
     emails             emails waiting, retrying, held and failed (outbox_emails by status)
-    upcoming_steps     the dunning steps due in the next days (dunning.daily.upcoming, as /dunning/upcoming)
+    upcoming_steps     the dunning steps due in the next days (as /dunning/upcoming finds them, within a budget)
     save_rates         the cancellation save rate over the last 30 and 90 days (as the retention overview counts it)
 
 Where an activity event comes from (its source), read from the event and the run that wrote it:
@@ -21,16 +21,19 @@ A suspension is an event into `suspended` from another state; a reactivation one
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from flask import current_app
 from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.orm import aliased
 
 from portal.domain import status_counts, sweeps
 from portal.domain.cancellations.choices import OUTCOMES, SAVED
-from portal.domain.dunning import daily
+from portal.domain.dunning.account_state import day_of
+from portal.domain.dunning.calendar import evaluate
+from portal.domain.dunning.facts import load_facts
 from portal.domain.errors import ValidationFailed
 from portal.domain.parsing import InvalidValue, iso_date, whole_number
 from portal.extensions import db
-from portal.models import AuditEvent, CancellationRequest, OutboxEmail, SweepRun
+from portal.models import Account, AuditEvent, CancellationRequest, OutboxEmail, SweepRun
 from portal.timeutil import utcnow
 
 DEFAULT_DAYS = 90
@@ -38,8 +41,11 @@ MAX_DAYS = 366
 SOURCES = {"admin": "an admin", "sweep": "a sweep", "dunning": "dunning", "bulk": "a bulk action"}
 MEASURES = {"suspended": "Suspended", "reactivated": "Reactivated"}
 RUNS_SHOWN = 5
+RANGES_KEPT = 4  # activity ranges whose counts a process keeps (the default range, and a few chosen)
 UPCOMING_DAYS = 7
 UPCOMING_SHOWN = 8
+UPCOMING_BUDGET = 2000  # accounts asked about their next dunning step, at most, per request
+UPCOMING_BATCH = 500
 SAVE_RATE_PERIODS = (30, 90)
 
 
@@ -137,8 +143,36 @@ def _measure_expression():
     return case((suspended, literal("suspended")), (reactivated, literal("reactivated")), else_=None)
 
 
+def _count_events(start, end, after_id, upto_id):
+    """{(day as text, measure, source): count} of the events after_id < id <= upto_id dated start..end."""
+    run, undone = aliased(SweepRun), aliased(SweepRun)
+    day = func.date(AuditEvent.created_at)
+    events = (select(day.label("day"), _measure_expression().label("measure"),
+                     _source_expression(run, undone).label("source"))
+              .select_from(AuditEvent)
+              .outerjoin(run, run.id == AuditEvent.actor_run_id)
+              .outerjoin(undone, undone.id == run.undo_of_run_id)
+              .where(AuditEvent.id > after_id, AuditEvent.id <= upto_id,
+                     AuditEvent.created_at >= datetime.combine(start, datetime.min.time()),
+                     AuditEvent.created_at < datetime.combine(end + timedelta(days=1), datetime.min.time()),
+                     AuditEvent.state_after.in_(("suspended", "active")))
+              .subquery())
+    query = (select(events.c.day, events.c.measure, events.c.source, func.count())
+             .where(events.c.measure.is_not(None)).group_by(events.c.day, events.c.measure, events.c.source))
+    return {(str(d)[:10], m, s): int(n) for d, m, s, n in db.session.execute(query)}
+
+
+def _kept_ranges():
+    return current_app.extensions.setdefault("portal.overview.activity", {})
+
+
 def activity(start, end):
-    """Count suspensions and reactivations per day of start..end (inclusive), by source, in one query.
+    """Count suspensions and reactivations per day of start..end (inclusive), by source, in SQL.
+
+    The audit trail is append-only, so the counts of a range are kept (per process, a few ranges) with the
+    newest event id they include, and only events with a higher id are counted the next time. PostgreSQL
+    can commit a lower id after a higher one: the kept counts are dropped when that happened below their id
+    (status_counts.still_holds, as for the status counts).
 
     Args:
         start, end: dates (from activity_range).
@@ -146,33 +180,36 @@ def activity(start, end):
     Returns:
         Activity, with a zero for every day and series that had none.
     """
-    run, undone = aliased(SweepRun), aliased(SweepRun)
-    day = func.date(AuditEvent.created_at)
-    measure, source = _measure_expression(), _source_expression(run, undone)
-    events = (select(day.label("day"), measure.label("measure"), source.label("source"))
-              .select_from(AuditEvent)
-              .outerjoin(run, run.id == AuditEvent.actor_run_id)
-              .outerjoin(undone, undone.id == run.undo_of_run_id)
-              .where(AuditEvent.created_at >= datetime.combine(start, datetime.min.time()),
-                     AuditEvent.created_at < datetime.combine(end + timedelta(days=1), datetime.min.time()),
-                     AuditEvent.state_after.in_(("suspended", "active")))
-              .subquery())
-    query = (select(events.c.day, events.c.measure, events.c.source, func.count())
-             .where(events.c.measure.is_not(None)).group_by(events.c.day, events.c.measure, events.c.source))
+    mark = status_counts.watermark()
+    kept = _kept_ranges()
+    entry = kept.pop((start, end), None)
+    held = status_counts.still_holds(entry["mark"]) if entry and entry["mark"].event_id == mark.event_id else None
+    if held:  # nothing new
+        counts, mark = entry["counts"], held
+    else:
+        mark = status_counts.with_baseline(mark)  # before the counting it guards (see status_counts)
+        older = entry and entry["mark"].event_id < mark.event_id and status_counts.still_holds(entry["mark"])
+        counts = dict(entry["counts"]) if older else {}
+        for key, n in _count_events(start, end, entry["mark"].event_id if older else 0, mark.event_id).items():
+            counts[key] = counts.get(key, 0) + n
+    kept[(start, end)] = {"mark": mark, "counts": counts}  # the newest range last
+    while len(kept) > RANGES_KEPT:
+        kept.pop(next(iter(kept)), None)
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
-    index = {d.isoformat(): i for i, d in enumerate(days)}
-    counts = {(m, s): [0] * len(days) for m in MEASURES for s in SOURCES}
-    for value, m, s, n in db.session.execute(query):
-        counts[(m, s)][index[str(value)[:10]]] += int(n)
-    totals = {key: sum(values) for key, values in counts.items()}
-    return Activity(start, end, days, counts, totals)
+    series = {(m, s): [counts.get((d.isoformat(), m, s), 0) for d in days] for m in MEASURES for s in SOURCES}
+    return Activity(start, end, days, series, {key: sum(values) for key, values in series.items()})
+
+
+def forget_activity():
+    """Drop the kept activity counts (the next read counts every event again)."""
+    _kept_ranges().clear()
 
 
 # ---------------------------------------------------------------- runs, emails, dunning, retention
 
 def last_runs(limit=RUNS_SHOWN):
     """Return the newest runs as the sweep history reads them, each with `undone_by` (a run id or None) and,
-    while it works, its live `progress` (runs.progress)."""
+    until it finishes (queued, running or paused), its live `progress` (runs.progress)."""
     from portal.domain import runs
 
     rows = sweeps.list_runs(limit=limit)
@@ -182,7 +219,7 @@ def last_runs(limit=RUNS_SHOWN):
                  .all()) if ids else {}
     for row in rows:
         row["undone_by"] = undos.get(row["run"].id)
-        row["progress"] = runs.progress(row["run"].id) if row["run"].status in runs.ACTIVE_STATUSES else None
+        row["progress"] = runs.progress(row["run"].id) if row["run"].status in runs.IN_PROGRESS else None
     return rows
 
 
@@ -211,20 +248,70 @@ def emails():
                        int(by_status.get("failed", 0)), oldest)
 
 
-def upcoming_steps(as_of=None, days=UPCOMING_DAYS, shown=UPCOMING_SHOWN):
-    """The dunning steps due within `days` days, as /dunning/upcoming lists them: counts and the first few.
+def _looks_due(until, after=None):
+    """The accounts the schedule looks at by `until`, after `after` (next look, id) in that order (SQL condition)."""
+    due = and_(Account.dunning_next_on.is_not(None), Account.dunning_next_on <= until)
+    if after is not None:  # keyset on the partial index (dunning_next_on, id), written as the index walks it
+        due = and_(due, Account.dunning_next_on >= after[0],
+                   or_(Account.dunning_next_on > after[0], Account.id > after[1]))
+    return due
+
+
+def upcoming_steps(as_of=None, days=UPCOMING_DAYS, shown=UPCOMING_SHOWN, budget=None):
+    """The dunning steps due in the next `days` days, found as /dunning/upcoming finds them, within a budget.
+
+    dunning.daily.upcoming asks calendar.evaluate about every account the schedule looks at by then (tens
+    of thousands at a million accounts: seconds of Python). Here the same accounts are taken in the order of
+    their next look (accounts.dunning_next_on, through its partial index) and at most `budget` are asked,
+    with the same questions. No step comes before its account's next look (the daily run relies on it), so
+    when the budget runs out on day D, every step before D has been found; the rest is a lower bound.
+
+    Args:
+        as_of: the day (default today).
+        days: how far ahead.
+        shown: how many steps to list (the first by date).
+        budget: accounts asked at most (default UPCOMING_BUDGET).
 
     Returns:
-        dict(total, by_action={limitation, suspension, reapply}, rows=[the first `shown`, by date], until).
+        dict(rows=[the first `shown` steps, as daily.upcoming's rows], by_action={limitation, suspension,
+        reapply}, total, day, until, complete (every account was asked), exact_before (None, or the day before which
+        the counts are complete), left (accounts not asked)).
     """
-    from portal.domain.dunning.account_state import day_of
-
     day = day_of(as_of)
-    found = daily.upcoming(as_of=day, days=days)
+    until = day + timedelta(days=days)
+    budget = budget or UPCOMING_BUDGET
+    found, asked, last = [], 0, None
+    while asked < budget:
+        batch = db.session.execute(select(Account.dunning_next_on, Account.id).where(_looks_due(until, last))
+                                   .order_by(Account.dunning_next_on, Account.id)
+                                   .limit(min(UPCOMING_BATCH, budget - asked))).all()
+        if not batch:
+            break
+        facts = load_facts([aid for _on, aid in batch])
+        for _on, aid in batch:
+            row, account_facts = facts[aid]
+            if row.status == "cancelled" or row.exempt:
+                continue
+            view = evaluate(account_facts, day)
+            if view.pending_action and view.pending_date and day <= view.pending_date <= until:
+                found.append({"date": view.pending_date, "action": view.pending_action, "id": aid,
+                              "class_id": row.customer_class_id, "owed_cents": view.overdue_cents,
+                              "invoices": view.overdue_seqs, "label": view.status})
+        asked += len(batch)
+        last = tuple(batch[-1])
+    left = (db.session.scalar(select(func.count()).select_from(Account).where(_looks_due(until, last)))
+            if last is not None and asked >= budget else 0)
+    found.sort(key=lambda f: (f["date"], f["id"]))
     by_action = {"limitation": 0, "suspension": 0, "reapply": 0}
-    for row in found:
-        by_action[row["action"]] = by_action.get(row["action"], 0) + 1
-    return {"total": len(found), "by_action": by_action, "rows": found[:shown], "until": day + timedelta(days=days)}
+    for step in found:
+        by_action[step["action"]] = by_action.get(step["action"], 0) + 1
+    rows = found[:shown]
+    names = dict((r.id, r) for r in db.session.execute(select(Account.id, Account.number, Account.name)
+                                                        .where(Account.id.in_([r["id"] for r in rows])))) if rows else {}
+    for item in rows:
+        item["number"], item["name"] = names[item["id"]].number, names[item["id"]].name
+    return {"rows": rows, "by_action": by_action, "total": len(found), "day": day, "until": until, "complete": not left,
+            "exact_before": last[0] if left else None, "left": left}
 
 
 @dataclass

@@ -13,6 +13,8 @@ from portal.timeutil import utcnow
 from tests.conftest import browser_login
 
 pytestmark = pytest.mark.browser
+NOTE = "Seen in the chart."
+CHART = "document.querySelector('[data-testid=activity-chart]')"
 PANELS = ("status", "activity", "runs", "emails", "upcoming", "cancellations")
 
 
@@ -22,8 +24,8 @@ def changes(app, world, make):
     with app.app_context():
         admin = db.session.get(User, world.admin.id)
         for days_ago, account_id in ((5, ids[0]), (2, ids[1]), (2, ids[2])):
-            suspension.suspend(admin, account_id, "other", "Seen in the chart.", now=utcnow() - timedelta(days=days_ago))
-        suspension.reactivate(admin, ids[0], "other", "Seen in the chart.", now=utcnow() - timedelta(days=1))
+            suspension.suspend(admin, account_id, "other", NOTE, now=utcnow() - timedelta(days=days_ago))
+        suspension.reactivate(admin, ids[0], "other", NOTE, now=utcnow() - timedelta(days=1))
         db.session.remove()
     return ids
 
@@ -31,7 +33,7 @@ def changes(app, world, make):
 def chart_box(page):
     canvas = page.get_by_test_id("activity-chart")
     expect(canvas).to_be_visible()
-    page.wait_for_function("() => window.Chart && Chart.getChart(document.querySelector('[data-testid=activity-chart]'))")
+    page.wait_for_function(f"() => window.Chart && Chart.getChart({CHART})")
     return canvas.bounding_box()
 
 
@@ -43,8 +45,8 @@ def test_the_admin_lands_on_the_overview_and_the_chart_is_drawn(page, world, cha
     expect(page.get_by_test_id("status-count-suspended")).to_have_text("2")
     box = chart_box(page)
     assert box["width"] > 100 and box["height"] > 100
-    drawn = page.evaluate("() => Chart.getChart(document.querySelector('[data-testid=activity-chart]')).data"
-                          ".datasets.reduce((n, d) => n + d.data.reduce((a, b) => a + b, 0), 0)")
+    drawn = page.evaluate(f"() => Chart.getChart({CHART}).data.datasets"
+                          ".reduce((n, d) => n + d.data.reduce((a, b) => a + b, 0), 0)")
     assert drawn == 4  # three suspensions and a reactivation
     page.get_by_text("The figures as a table").click()
     expect(page.get_by_test_id("activity-row")).to_have_count(90)
@@ -53,8 +55,7 @@ def test_the_admin_lands_on_the_overview_and_the_chart_is_drawn(page, world, cha
     page.get_by_role("button", name="Show").click()
     expect(page.get_by_test_id("activity-row")).to_have_count(7)
     assert chart_box(page)["width"] > 100
-    assert page.evaluate("() => Chart.getChart(document.querySelector('[data-testid=activity-chart]'))"
-                         ".data.labels.length") == 7
+    assert page.evaluate(f"() => Chart.getChart({CHART}).data.labels.length") == 7
 
     page.get_by_label("Last days").fill("400")
     page.get_by_role("button", name="Show").click()
