@@ -179,6 +179,8 @@ def test_cancel_mid_run_keeps_what_it_did_and_its_undo_reverts_exactly_that(app,
         assert state["status"] == "cancelled" and state["finished"] and not state["in_hand"]
         assert 3 <= len(done_by_run) == state["changed"] == state["processed"] < SHOPS
         assert state["summary"] == f"Cancelled after {len(done_by_run)} of {SHOPS} accounts."
+        stored = db.session.get(SweepRun, run_id)  # the run's own counts include the chunk that was in hand
+        assert (stored.changed, stored.matched) == (len(done_by_run), len(done_by_run))
         with pytest.raises(InvalidTransition, match="was cancelled"):
             runs.resume_run(_admin(shops), run_id)
         undo = sweeps.start_undo(_admin(shops), run_id, "other", "Stopped halfway")

@@ -81,6 +81,10 @@ def _transition(actor, run_id, sources, target, action, now):
         db.session.rollback()
         raise InvalidTransition(refusal(get_run(run.id), target, meanwhile=True))
     state = progress(run.id, now=now)
+    if target == "cancelled":  # its report as of now; a chunk still in hand adds itself when it lands
+        db.session.execute(update(SweepRun).where(SweepRun.id == run.id).values(
+            matched=state["matched"], changed=state["changed"], skipped=state["skipped"],
+            skip_reasons=state["skip_reasons"]).execution_options(synchronize_session=False))
     audit.record(action, None, actor or "System", run_id=run.id, data={
         "from": run.status, "processed": state["processed"], "total": state["total"]}, now=now)
     db.session.commit()

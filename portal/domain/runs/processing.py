@@ -282,6 +282,7 @@ def _finish(run_id):
         .execution_options(synchronize_session=False)).rowcount
     if finished != 1:
         db.session.rollback()
+        settle_cancelled(run_id)
         return
     run = db.session.get(SweepRun, run_id)
     audit.record(f"run_{run.kind}_finished", None, run_label(run), run_id=run_id,
@@ -290,6 +291,15 @@ def _finish(run_id):
     from portal.domain import notify
 
     notify.kick_delivery()
+
+
+def settle_cancelled(run_id):
+    """A cancelled run's totals as its finished chunks say (a chunk in hand at the cancel lands after it)."""
+    totals = progress(run_id)
+    db.session.execute(update(SweepRun).where(SweepRun.id == run_id, SweepRun.status == "cancelled")
+                       .values(matched=totals["matched"], changed=totals["changed"], skipped=totals["skipped"],
+                               skip_reasons=totals["skip_reasons"]).execution_options(synchronize_session=False))
+    db.session.commit()
 
 
 def _process_chunk_with_retry(run, chunk, selected, attempts=5):
