@@ -254,7 +254,7 @@ def test_a_worker_finishing_and_a_pause_or_cancel_make_one_transition(ctx, shops
         runs.process_chunk(run, *chunk)
     runs.pause_run(_admin(shops), run.id)
     processing._finish(run.id)  # the worker's last step comes after the pause: it does not mark it done
-    assert runs.progress(run.id)["status"] == "paused" and _events(run.id, f"run_cleanup_finished") == 0
+    assert runs.progress(run.id)["status"] == "paused" and _events(run.id, "run_cleanup_finished") == 0
     runs.resume_run(_admin(shops), run.id)
     _set_running(run.id)
     processing._finish(run.id)
