@@ -317,19 +317,22 @@ def test_emails_waiting_retrying_held_and_failed(app, world, auth, client):
     with app.app_context():
         old = utcnow() - timedelta(hours=5)
         rows = [("pending", 0, old), ("pending", 2, None), ("pending", 0, None), ("held", 0, None),
-                ("held", 0, None), ("failed", 5, None)] + [("sent", 1, None)] * 4
+                ("held", 0, None), ("failed", 5, None), ("sending", 1, None)] + [("sent", 1, None)] * 4
         for status, attempts, created in rows:
             db.session.add(OutboxEmail(kind="test", to_addr="someone@example.test", subject="Hello", body="Hi",
                                        status=status, attempts=attempts, created_at=created or utcnow()))
         db.session.commit()
         figures = overview.emails()
-    assert (figures.waiting, figures.retrying, figures.held, figures.failed) == (3, 1, 2, 1)
+    assert (figures.waiting, figures.retrying, figures.sending, figures.held, figures.failed) == (3, 1, 1, 2, 1)
     assert abs((figures.oldest_waiting_at - old).total_seconds()) < 1
     auth.login(world.support.email)
     html = client.get("/overview/emails", headers=HX).get_data(as_text=True)
-    for name, value in (("waiting", 3), ("retrying", 1), ("held", 2), ("failed", 1)):
-        assert re.search(rf'data-testid="emails-{name}"[^>]*>{value}\b', html), name
-    assert ('href="/outbox"' in html) == ("outbox.index" in app.view_functions)
+    for name, value in (("waiting", 3), ("retrying", 1), ("sending", 1), ("held", 2), ("failed", 1)):
+        assert re.search(rf'data-testid="emails-{name}"[^>]*>(<a href="[^"]+">)?{value}\b', html), name
+    if "outbox.index" in app.view_functions:  # each figure opens the outbox at its status
+        assert 'href="/outbox"' in html and 'href="/outbox?status=failed">1</a>' in html
+    else:
+        assert "/outbox" not in html
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@
                        status changes)
     activity           suspensions and reactivations per day over a date range, by source (from audit_events)
     last_runs          the newest runs with their outcome (the sweep history's own reading)
-    emails             emails waiting, retrying, held and failed (outbox_emails by status)
+    emails             emails waiting, retrying, being sent, held and failed (outbox_emails by status)
     upcoming_steps     the dunning steps due in the next days (as /dunning/upcoming finds them, within a budget)
     save_rates         the cancellation save rate over the last 30 and 90 days (as the retention overview counts it)
 
@@ -225,11 +225,12 @@ def last_runs(limit=RUNS_SHOWN):
 
 @dataclass
 class EmailCounts:
-    """Emails in the outbox that are not sent yet: waiting (of which retrying after an error), held while
-    their account is suspended, and failed (given up), with the oldest waiting one's time."""
+    """Emails in the outbox that are not sent yet: waiting (of which retrying after an error), being sent,
+    held while their account is suspended, and failed (given up), with the oldest waiting one's time."""
 
     waiting: int
     retrying: int
+    sending: int
     held: int
     failed: int
     oldest_waiting_at: datetime | None
@@ -238,14 +239,14 @@ class EmailCounts:
 def emails():
     """Count the outbox's unsent emails by status (the status index: sent emails are never read)."""
     by_status = dict(db.session.execute(select(OutboxEmail.status, func.count())
-                                        .where(OutboxEmail.status.in_(("pending", "held", "failed")))
+                                        .where(OutboxEmail.status.in_(("pending", "sending", "held", "failed")))
                                         .group_by(OutboxEmail.status)).all())
     retrying = db.session.scalar(select(func.count()).select_from(OutboxEmail)
                                  .where(OutboxEmail.status == "pending", OutboxEmail.attempts > 0))
     oldest = db.session.scalar(select(OutboxEmail.created_at).where(OutboxEmail.status == "pending")
                                .order_by(OutboxEmail.id).limit(1))
-    return EmailCounts(int(by_status.get("pending", 0)), int(retrying or 0), int(by_status.get("held", 0)),
-                       int(by_status.get("failed", 0)), oldest)
+    return EmailCounts(int(by_status.get("pending", 0)), int(retrying or 0), int(by_status.get("sending", 0)),
+                       int(by_status.get("held", 0)), int(by_status.get("failed", 0)), oldest)
 
 
 def _looks_due(until, after=None):
