@@ -63,6 +63,8 @@ def test_a_clean_up_runs_reports_and_is_undone(app, api, dormant):
     process(app, run["id"])
     report = api.get(f"/api/v1/runs/{run['id']}").get_json()
     assert report["progress"]["status"] == "done" and report["progress"]["changed"] == 5
+    assert report["progress"]["processed"] == report["progress"]["total"] > 0  # accounts, as the run page says
+    assert "accounts" in report["progress"]["summary"]
     assert report["can_undo"] is True
     assert statuses(app, dormant) == ["suspended"] * 3
     assert [r["id"] for r in api.get("/api/v1/runs").get_json()["items"]] == [run["id"]]

@@ -69,7 +69,13 @@ class UndoInSchema(Strict):
 
 
 class ProgressSchema(Schema):
-    status = fields.String(required=True, validate=validate.OneOf(("queued", "running", "done", "failed")))
+    status = fields.String(required=True, validate=validate.OneOf(("queued", "running", "paused", "cancelled", "done",
+                                                                   "failed")))
+    processed = fields.Integer(required=True, metadata={"description": "accounts looked at so far"})
+    total = fields.Integer(allow_none=True, required=True, metadata={"description": "accounts the run will look at"})
+    rate = fields.Float(allow_none=True, required=True, metadata={"description": "accounts per second while active"})
+    eta_s = fields.Float(allow_none=True, required=True, metadata={"description": "seconds left at that rate"})
+    summary = fields.String(required=True, metadata={"description": "where the run stands, in one sentence"})
     matched = fields.Integer(required=True)
     changed = fields.Integer(required=True)
     skipped = fields.Integer(required=True)
