@@ -7,6 +7,7 @@ The server is gunicorn with portal/gunicorn_conf.py (run.web_command, the very c
 runs), on a free 127.0.0.1 port, PORTAL_ENV=development as run.py sets it (plain-HTTP cookies); workers
 and threads from PORTAL_WEB_WORKERS / PORTAL_WEB_THREADS like any deployment. Its access log goes to a file.
 """
+import logging
 import math
 import os
 import re
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 
 import httpx
 
+logging.getLogger("httpx").setLevel(logging.WARNING)  # the portal's basicConfig(INFO) would log every request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 

@@ -26,7 +26,9 @@ trip per request kind (and of the portal's own time, from its Server-Timing head
 other than the expected one, a 503 of PORTAL_MAX_INFLIGHT included, a timeout or a dropped connection),
 the CPU used by the client, by each gunicorn worker and by PostgreSQL, the machine's busy share, and the
 load average before and after. At the end: the throughput with the most workers over the fewest, per
-client count. Everything stops by itself (each request times out after 30 s, each phase after
+client count and round, and the requests served per core-second of server CPU (gunicorn's workers and
+PostgreSQL): on a machine whose cores are busy with other work, the workers get less than a core each, and
+that figure tells the portal's cost apart from the CPU it was given. Everything stops by itself (each request times out after 30 s, each phase after
 --seconds + 60 s).
 """
 import argparse
@@ -421,7 +423,9 @@ def summary(db_name, args, results):
             rps = statistics.median(r["rps"] for r in runs)
             trips = sorted(v for r in runs for k in KINDS for v in r["recorder"].trip.get(k, []))
             errors = sum(r["errors"] for r in runs)
-            line.append(f"{workers} worker(s) {rps:.1f} req/s, p95 {percentile(trips, .95):.0f} ms, errors {errors}")
+            cores = statistics.median(sum(r["cpu"]["workers"]) + r["cpu"]["postgres"] for r in runs)
+            line.append(f"{workers} worker(s) {rps:.1f} req/s, p95 {percentile(trips, .95):.0f} ms, errors {errors}, "
+                        f"server CPU {cores:.2f} cores = {rps / max(cores, 0.01):.0f} req per core-second")
         ratio = ""
         if fewest != most:
             per_round = [b["rps"] / a["rps"] for a, b in zip(results[(fewest, clients)], results[(most, clients)])]
@@ -445,6 +449,9 @@ def main(argv=None):
     os.makedirs(args.data_dir, exist_ok=True)
     say(f"bench_load: {args.accounts:,} accounts, {datetime.now():%Y-%m-%d %H:%M}, {os.cpu_count()} CPUs, "
         f"python {sys.version.split()[0]}; load average {load_average()}")
+    if open("/proc/sys/kernel/sched_autogroup_enabled").read().strip() == "1":
+        say("  note: the kernel shares CPU between sessions (sched_autogroup): on a machine busy with other work, "
+            "gunicorn's workers (one session, as run.py starts them) get one session's share together")
     from bench_account_list import BenchCluster
 
     cluster = redis = None
