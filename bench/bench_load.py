@@ -449,7 +449,8 @@ def main(argv=None):
     os.makedirs(args.data_dir, exist_ok=True)
     say(f"bench_load: {args.accounts:,} accounts, {datetime.now():%Y-%m-%d %H:%M}, {os.cpu_count()} CPUs, "
         f"python {sys.version.split()[0]}; load average {load_average()}")
-    if open("/proc/sys/kernel/sched_autogroup_enabled").read().strip() == "1":
+    autogroup = "/proc/sys/kernel/sched_autogroup_enabled"
+    if os.path.exists(autogroup) and open(autogroup).read().strip() == "1":
         say("  note: the kernel shares CPU between sessions (sched_autogroup): on a machine busy with other work, "
             "gunicorn's workers (one session, as run.py starts them) get one session's share together")
     from bench_account_list import BenchCluster
