@@ -149,6 +149,21 @@ def postgres_database(cluster, accounts):
     return url
 
 
+def migrate(url):
+    """Bring a cached database up to the code's migrations (a seeded copy outlives later schema changes)."""
+    import logging
+
+    from flask_migrate import upgrade
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    app = _app(url)
+    with app.app_context():
+        from portal.extensions import db
+
+        upgrade()
+        db.engine.dispose()
+
+
 def workload(url, clients, rng):
     """Return (class ids, account count, one list of active accounts per client for its suspend pairs)."""
     from sqlalchemy import func, select
@@ -387,6 +402,7 @@ def report_phase(label, result):
 
 
 def bench_database(db_name, url, args, redis_url, postmaster_pid=None):
+    migrate(url)
     rng = random.Random(3)
     most = max(args.clients)
     class_ids, account_count, pairs = workload(url, most, rng)
