@@ -37,5 +37,4 @@ from portal.domain.webhooks.endpoints import (EndpointNotFound, check_url, creat
                                               update_endpoint)
 from portal.domain.webhooks.events import EVENT_TYPES  # noqa: F401
 from portal.domain.webhooks.jobs import enqueue_due, kick, run  # noqa: F401
-
 from portal.domain.webhooks.signing import SIGNATURE_HEADER, sign, verify  # noqa: F401
