@@ -78,6 +78,7 @@ def test_expired_session_during_an_htmx_request_goes_to_sign_in_and_back(page, a
 
     browser_login(page, world.admin.email)
     assert _path(page) == "/overview"
+    page.goto("/accounts")
     with app.app_context():  # signed out elsewhere: this browser's session no longer holds
         end_all_sessions(db.session.get(User, world.admin.id))
     page.evaluate("htmx.ajax('GET', '/accounts', {target: '#main', swap: 'innerHTML'})")
