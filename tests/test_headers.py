@@ -19,7 +19,8 @@ from tests.services import free_port
 TEMPLATES = os.path.join(ROOT, "templates")
 # What the CSP forbids in a page, and htmx attributes it evaluates as script.
 FORBIDDEN = {
-    "an inline <script>": re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.I),
+    # a data block (type="application/json") is never run, so the policy has nothing to refuse in it
+    "an inline <script>": re.compile(r"<script(?![^>]*\b(?:src=|type=\"application/json\"))[^>]*>", re.I),
     "an inline <style>": re.compile(r"<style\b", re.I),
     "a style attribute": re.compile(r"\sstyle=", re.I),
     "an on… handler": re.compile(r"\son[a-z]+\s*=", re.I),
@@ -56,7 +57,8 @@ def test_the_templates_hold_nothing_the_policy_forbids():
             if not name.endswith(".html") or os.path.basename(folder) == "email":
                 continue
             path = os.path.join(folder, name)
-            text = open(path, encoding="utf-8").read()
+            text = re.sub(r"\{#.*?#\}", lambda m: "\n" * m.group(0).count("\n"), open(path, encoding="utf-8").read(),
+                          flags=re.S)  # Jinja comments never reach the page
             for what, pattern in FORBIDDEN.items():
                 for match in pattern.finditer(text):
                     line = text.count("\n", 0, match.start()) + 1
