@@ -1,11 +1,11 @@
 """A webhook receiver on 127.0.0.1 for the tests: it records each POST, answers the statuses it is told, and
 can be taken down (connection refused) and brought back up on the same port."""
 import json
-import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from portal.domain.webhooks import SIGNATURE_HEADER, verify
+from tests.services import free_port
 
 
 class Received:
@@ -30,10 +30,7 @@ class Receiver:
         self.received = []
         self.answers = []
         self.lock = threading.Lock()
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        self.port = probe.getsockname()[1]
-        probe.close()
+        self.port = free_port()  # below the ephemeral range: nothing else takes it while the receiver is down
         self.server = None
         self.up()
 
