@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from portal.domain import account_search, overview, status_counts, suspension
+from portal.domain import account_search, bulk, overview, status_counts, suspension
 from portal.domain.billing import ledger
 from portal.domain.cancellations import overview as retention
 from portal.domain.dunning import daily
@@ -110,6 +110,15 @@ def test_activity_counts_each_day_by_source_as_worked_out_by_hand(app, history):
     with app.app_context():  # the event 200 days ago is in a range that reaches it
         longer = overview.activity(today() - timedelta(days=250), today() - timedelta(days=150))
     assert longer.totals[("suspended", "admin")] == 1 and longer.measure_total("reactivated") == 0
+
+
+def test_a_bulk_change_made_at_once_counts_as_bulk(app, world, make):
+    ids = [make.account() for _ in range(2)]
+    with app.app_context():
+        outcome = bulk.apply(admin_user(world), "suspend", "selected", [str(i) for i in ids], None, "other", NOTE)
+        assert outcome.changed_ids == ids and not outcome.queued  # below the threshold: done in this request
+        figures = overview.activity(*overview.activity_range(days="1", today=today()))
+    assert figures.totals[("suspended", "bulk")] == 2 and figures.totals[("suspended", "admin")] == 0
 
 
 def test_the_chart_data_is_the_table(app, world, history, auth, client):

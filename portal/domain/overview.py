@@ -13,8 +13,8 @@ Where an activity event comes from (its source), read from the event and the run
   source of the run it undoes;
 - an event without a run is an admin's, except the dunning schedule acting outside its daily run: a payment
   that clears a restriction (service_restored), a lift, or a step applied when an admin cancels manual dates
-  (its data says dunning). A bulk change small enough to be done at once is a series of single suspensions
-  by the admin (no run), so it counts as admin.
+  (its data says dunning). A bulk change small enough to be done at once is recorded as a bulk run too
+  (runs.inline writes the run on each of its events), so it counts as bulk.
 A suspension is an event into `suspended` from another state; a reactivation one into `active` from
 `suspended` or `limited` (limitations themselves are not counted).
 """

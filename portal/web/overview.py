@@ -31,11 +31,11 @@ RANGE_ARGS = ("days", "date_from", "date_to")
 OPTIONAL_PAGES = ("audit_log.index", "outbox.index")  # linked to once they exist
 
 
-def _panel(name, status=200, **context):
+def _panel(name, **context):
     """The panel's block for htmx, else the panel alone on a page of its own."""
     optional = {endpoint for endpoint in OPTIONAL_PAGES if endpoint in current_app.view_functions}
-    return render("overview/panel.html", block="panel", status=status, panel=name, heading=PANELS[name],
-                  optional=optional, **context)
+    return render("overview/panel.html", block="panel", panel=name, heading=PANELS[name], optional=optional,
+                  **context)
 
 
 @bp.route("")
