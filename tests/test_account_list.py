@@ -145,7 +145,7 @@ def test_status_counts_come_in_their_own_request(app, world, accounts, auth, cli
     assert chips.lstrip().startswith('<fieldset id="status-chips"')
     assert re.search(r'data-testid="count-all">14<', chips)
     assert re.search(r'data-testid="count-suspended">3<', chips)
-    assert "Counts of all accounts, refreshed every minute" in chips
+    assert "Counts of all accounts, exact" in chips
     filtered = client.get("/accounts/counts?q=blue", headers=HX).get_data(as_text=True)
     assert re.search(r'data-testid="count-active">7<', filtered) and "Counts for this search" in filtered
     # without htmx the counts URL sends the browser to the list itself

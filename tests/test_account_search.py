@@ -201,14 +201,20 @@ def test_a_dense_search_walks_its_own_index_and_merges_the_other_fields(ctx, mon
 
 # ---------------------------------------------------------------- counts
 
-def test_counts_of_all_accounts_are_exact_and_cached_for_a_minute(ctx):
+def test_counts_of_all_accounts_are_exact_kept_until_a_change_and_agree_with_the_overview(ctx):
+    from portal.domain import status_counts
+
     add_accounts([{"status": s} for s in ["active"] * 3 + ["suspended"] * 2 + ["cancelled"]])
     counts = search.count_by_status(parse())
     assert counts.counts == {"active": 3, "suspended": 2, "cancelled": 1} and counts.total == 6
     assert not counts.capped and not counts.filtered
-    add_accounts([{"status": "limited"}])
     again = search.count_by_status(parse(status="suspended"))  # status itself does not narrow the counts
     assert again.cached and again.counts == counts.counts
+    add_accounts([{"status": "limited"}])  # a change: counted again at once, not a minute later
+    fresh = search.count_by_status(parse())
+    assert not fresh.cached and fresh.counts == {"active": 3, "suspended": 2, "cancelled": 1, "limited": 1}
+    overview = status_counts.current()
+    assert {s: n for s, n in overview.counts.items() if n} == fresh.counts and overview.total == fresh.total
 
 
 def test_counts_under_a_filter_stop_at_the_cap(ctx, monkeypatch):

@@ -23,7 +23,7 @@ The bounds on database work below live here and are read at call time, so they a
 from portal.domain.account_search.conditions import (  # noqa: F401  (re-exported)
     NARROWING_KEYS, SEARCH_KEYS, filter_clause, search_ranges, selection_clause)
 from portal.domain.account_search.counts import (  # noqa: F401  (re-exported)
-    GLOBAL_COUNTS_TTL, StatusCounts, count_by_status, count_matching)
+    StatusCounts, count_by_status, count_matching)
 from portal.domain.account_search.export import EXPORT_HEADER, export_rows  # noqa: F401  (re-exported)
 from portal.domain.account_search.filters import (  # noqa: F401  (re-exported)
     BALANCE_LIMIT_CENTS, DEFAULT_PAGE_SIZE, PAGE_SIZES, Q_MAX, Filters, parse_filters)

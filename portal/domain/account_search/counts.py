@@ -1,5 +1,4 @@
 """How many accounts: per status for the list's chips (capped under a filter), exactly for confirmations."""
-import json
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -7,12 +6,10 @@ from sqlalchemy import func, select
 
 from portal.domain import account_search as limits  # COUNT_CAP: read at call time
 from portal.domain.account_search.conditions import filter_clause
-from portal.extensions import db, get_redis
+from portal.extensions import db
 from portal.models import Account
 from portal.timeutil import utcnow
 
-GLOBAL_COUNTS_TTL = 60  # seconds the unfiltered counts by status are kept in Redis
-_REDIS_KEY = "portal:accounts:status-counts"
 
 
 @dataclass
@@ -30,7 +27,7 @@ class StatusCounts:
 def count_by_status(f, now=None):
     """Count accounts per status under the filters other than status, for the status chips.
 
-    Unfiltered: exact counts over the whole table, cached for a minute. Filtered: counts over at most
+    Unfiltered: exact counts over the whole table, kept until a status changes. Filtered: counts over at most
     COUNT_CAP + 1 matching accounts; beyond that every number is a lower bound and `capped` is set.
 
     Args:
@@ -48,21 +45,15 @@ def count_by_status(f, now=None):
 
 
 def _global_counts(now):
-    """Counts over all accounts: one pass over the table, kept GLOBAL_COUNTS_TTL seconds in Redis."""
-    try:
-        cached = get_redis().get(_REDIS_KEY)
-    except Exception:  # Redis down: count anyway, the page must not fail
-        cached = None
-    if cached:
-        data = json.loads(cached)
-        return StatusCounts(data["counts"], sum(data["counts"].values()), False,
-                            datetime.fromisoformat(data["as_of"]), cached=True)
-    counts = dict(db.session.execute(select(Account.status, func.count()).group_by(Account.status)).all())
-    try:
-        get_redis().set(_REDIS_KEY, json.dumps({"counts": counts, "as_of": now.isoformat()}), ex=GLOBAL_COUNTS_TTL)
-    except Exception:
-        pass
-    return StatusCounts(counts, sum(counts.values()), False, now)
+    """Counts over all accounts: the overview's exact counts, counted again as soon as a status changes.
+
+    Both pages read portal.domain.status_counts, so the list's chips and the overview never disagree.
+    """
+    from portal.domain import status_counts
+
+    totals = status_counts.current(now)
+    counts = {status: n for status, n in totals.counts.items() if n}
+    return StatusCounts(counts, totals.total, False, totals.as_of, cached=totals.cached)
 
 
 def count_matching(f):
