@@ -90,7 +90,7 @@ def _sign_in(client, auth, world, target, htmx):
 @pytest.mark.parametrize("htmx", [False, True], ids=["plain", "htmx"])
 def test_sign_in_with_a_bypass_as_next_lands_on_the_home_page(client, auth, world, htmx):
     landed = {target: _sign_in(client, auth, world, target, htmx) for target in bypasses()}
-    assert {target: where for target, where in landed.items() if where != "/accounts"} == {}
+    assert {target: where for target, where in landed.items() if where != "/overview"} == {}
 
 
 @pytest.mark.parametrize("htmx", [False, True], ids=["plain", "htmx"])
