@@ -4,11 +4,12 @@ import importlib.util
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
 from tests.conftest import ROOT, SECRET
-from tests.services import ServiceUnavailable, _wait_for_port, free_port, redis_binary
+from tests.services import ServiceUnavailable, free_port, redis_binary, start_redis_process
 
 
 def run_script():
@@ -17,6 +18,7 @@ def run_script():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.VENV_PY = sys.executable
+    module.free_port = free_port  # ports from this xdist worker's own block (tests/services.py)
     return module
 
 
@@ -71,10 +73,7 @@ class RestartableRedis:
 
     def start(self):
         """Start it (again) on its port."""
-        self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--protected-mode", "yes"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/tmp")
-        _wait_for_port(self.port, proc=self.proc)
+        self.proc = start_redis_process(self.binary, self.port, tempfile.gettempdir())  # answering itself
 
     def kill(self):
         """Stop it the hard way (a crash: what it held is gone) and wait until it has exited."""
