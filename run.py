@@ -12,8 +12,10 @@ Other settings: PORT (web port; default 5000, or a free one if 5000 is taken), P
 virtual environment lives; default .venv), PORTAL_DEMO_ACCOUNTS (accounts seeded into an empty
 database; default 5000), PORTAL_REDIS_PORT (port of the private Redis; default a free one),
 PORTAL_WEB_WORKERS and PORTAL_WEB_THREADS (gunicorn's processes and threads each; default one process per
-core, at least 2, of 4 threads: see portal/gunicorn_conf.py). Unless PORTAL_SMTP_HOST names a real relay, a
-local mail catcher (portal/mailcatcher.py) receives the emails on PORTAL_SMTP_PORT and keeps them in instance/mail.
+core, at least 2, of 4 threads: see portal/gunicorn_conf.py), PORTAL_TEST_WORKERS (test processes that
+pytest-xdist runs at once; default one per core, at least 2; 0 runs the tests in pytest's own process).
+Unless PORTAL_SMTP_HOST names a real relay, a local mail catcher (portal/mailcatcher.py) receives the emails
+on PORTAL_SMTP_PORT and keeps them in instance/mail.
 """
 import hashlib
 import os
@@ -134,11 +136,42 @@ def wait_for_port(port, proc, timeout=30):
     return False
 
 
+def _chooses_workers(args):
+    """Whether pytest args already say how to run in parallel: -n/--numprocesses, or -p no:xdist."""
+    for i, arg in enumerate(args):
+        if arg.startswith(("-n", "--numprocesses")) or arg in ("-pno:xdist", "-p no:xdist"):
+            return True
+        if arg == "-p" and i + 1 < len(args) and args[i + 1] == "no:xdist":
+            return True
+    return False
+
+
+def suite_workers(env=None):
+    """How many test processes run at once: PORTAL_TEST_WORKERS (0: pytest's own), else one per CPU, 2 at least."""
+    env = os.environ if env is None else env
+    value = env.get("PORTAL_TEST_WORKERS", "").strip()
+    if not value:
+        return max(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    if not (value.isascii() and value.isdigit()) or int(value) > 64:
+        raise SetupFailed(f"PORTAL_TEST_WORKERS must be a whole number from 0 to 64, not {value!r}.")
+    return int(value)
+
+
+def suite_command(args, env=None):
+    """pytest's command for args: in parallel with pytest-xdist unless args say otherwise; one xdist_group at a time."""
+    args = list(args)
+    if not _chooses_workers(args):
+        args = ["-n", str(suite_workers(env)), *args]
+    if not any(arg.startswith(("--dist", "-d")) for arg in args) and "no:xdist" not in " ".join(args):
+        args = ["--dist", "loadgroup", *args]  # an xdist_group's tests (the timing-sensitive ones) never overlap
+    return [VENV_PY, "-m", "pytest", *args]
+
+
 def run_tests(args):
     """Run the whole test suite; return pytest's exit code."""
     install_system_packages()
     ensure_venv("test")
-    cmd = [VENV_PY, "-m", "pytest", *args]
+    cmd = suite_command(args)
     say(" ".join(cmd))
     return subprocess.call(cmd, cwd=ROOT)
 

@@ -1,7 +1,10 @@
 """Fixtures: app, client, runner, auth, and real services (Redis, PostgreSQL, Chromium).
 
 Every test that takes `app` runs twice: on SQLite and on PostgreSQL. With CI=true a missing
-service fails the run instead of skipping.
+service fails the run instead of skipping. Under pytest-xdist (`python3 run.py test` runs one worker
+per core) each worker starts its own services, in session fixtures: its own redis-server and PostgreSQL
+cluster on ports of its own block (tests/services.py), its own SQLite template and browser under its own
+temporary folder.
 """
 import os
 import re
@@ -10,8 +13,10 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
+from hypothesis import HealthCheck, settings
 from sqlalchemy import text
 
 from tests.services import PostgresCluster, RedisServer, ServiceUnavailable
@@ -24,12 +29,58 @@ CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-backg
 PASSWORD = "correct horse battery staple"
 SECRET = "test-secret-key-not-for-production"
 
+# Tests whose assertions are about time (a quick 503, a stale chunk taken over, a restart within seconds) or that
+# kill and restart processes mid-run: `pytestmark = ALONE` puts them in one xdist group, so under `--dist
+# loadgroup` (run.py test) they run one after another on one worker, and `alone_if_marked` holds the other
+# workers' tests back while one runs, so it has the machine as in a run without xdist.
+ALONE_GROUP = "timing"
+ALONE = pytest.mark.xdist_group(ALONE_GROUP)
+
+# Hypothesis: the "ci" profile (CI=true) has no per-example deadline, which a machine busy with other workers
+# misses for reasons of its own, and does not keep failing examples in .hypothesis/ (print_blob shows how
+# to reproduce one instead). The number of examples stays each test's own. HYPOTHESIS_PROFILE chooses another.
+settings.register_profile("ci", deadline=None, database=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if IN_CI else "default"))
+
 
 def unavailable(message):
     """Fail under CI, skip elsewhere."""
     if IN_CI:
         pytest.fail(f"required service missing under CI=true: {message}", pytrace=False)
     pytest.skip(message)
+
+
+# ---------------------------------------------------------------- xdist: ALONE tests run alone
+
+def _is_alone(item):
+    mark = item.get_closest_marker("xdist_group")
+    return mark is not None and (mark.args[:1] or [mark.kwargs.get("name")])[0] == ALONE_GROUP
+
+
+@pytest.fixture(autouse=True)
+def alone_if_marked(request, tmp_path_factory):
+    """Under xdist, run an ALONE test while no other worker runs any test; other tests run side by side.
+
+    A readers-writer lock shared by this run's workers (files in the parent of their temporary folders): each
+    test holds it shared, an ALONE test exclusively. The turnstile stops new tests from starting while an ALONE
+    test waits for the running ones to end, so it is not kept waiting by a stream of them.
+    """
+    if not hasattr(request.config, "workerinput"):  # not an xdist worker (a nested pytest inherits only its env)
+        yield
+        return
+    import fcntl
+
+    folder = tmp_path_factory.getbasetemp().parent
+    alone = _is_alone(request.node)
+    with open(folder / "alone.turnstile", "a") as turnstile, open(folder / "alone.lock", "a") as lock:
+        fcntl.flock(turnstile, fcntl.LOCK_EX)
+        if alone:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        else:
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
+            fcntl.flock(lock, fcntl.LOCK_SH)
+        yield  # closing the files at the end releases both
 
 
 # ---------------------------------------------------------------- services (session scope)
@@ -233,6 +284,23 @@ def run_worker(app, database_url, redis_server):
         return subprocess.run(cmd, env=env, cwd=ROOT, timeout=timeout, capture_output=True, text=True)
 
     return run
+
+
+def wait_for_queued(redis_url, queue, timeout=60):
+    """Wait until queue holds a job (e.g. a command has queued its run); return whether it did in time.
+
+    Start a burst worker after this, not after a fixed pause: a burst worker that finds the queue empty exits.
+    """
+    from redis import Redis
+    from rq import Queue
+
+    deadline = time.monotonic() + timeout
+    with Redis.from_url(redis_url) as connection:
+        while Queue(queue, connection=connection).count == 0:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+    return True
 
 
 # ---------------------------------------------------------------- browser

@@ -16,9 +16,9 @@ from sqlalchemy import create_engine, insert, select, text
 from portal.domain import runs, suspension, sweeps
 from portal.extensions import db
 from portal.models import Account, AuditEvent, OutboxEmail, SuspensionRule, SweepRunChunk, User
-from tests.conftest import ROOT, SECRET
+from tests.conftest import ALONE, ROOT, SECRET
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, ALONE]  # timing-sensitive: never alongside another such test
 ACCOUNTS = 400
 CHUNK = 20
 OLD = datetime(2022, 5, 1)

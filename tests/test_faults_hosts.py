@@ -19,10 +19,10 @@ from portal.extensions import db
 from portal.models import (Account, AuditEvent, DunningSchedule, OutboxEmail, SuspensionRule, SweepRun,
                            SweepRunChunk, SweepSchedule, User)
 from portal.timeutil import utcnow
-from tests.conftest import ROOT
+from tests.conftest import ALONE, ROOT
 from tests.fault_processes import Hosts, portal_env, wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, ALONE]  # timing-sensitive: never alongside another such test
 ACCOUNTS, CHUNK = 400, 20
 OLD = datetime(2022, 5, 1)
 HOSTS = ("host-a", "host-b")

@@ -16,11 +16,11 @@ from portal.extensions import QUEUE_SWEEPS, db, get_queue
 from portal.models import (Account, AuditEvent, DunningSchedule, OutboxEmail, SuspensionRule, SweepRun,
                            SweepRunChunk, User)
 from portal.timeutil import utcnow
-from tests.conftest import ROOT, unavailable
+from tests.conftest import ALONE, ROOT, unavailable
 from tests.fault_processes import RestartableRedis, Supervised, portal_env, wait_until
 from tests.services import ServiceUnavailable
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, ALONE]  # timing-sensitive: never alongside another such test
 DORMANT, BUSY, CHUNK = 400, 40, 20
 OLD = datetime(2022, 5, 1)
 STALE_SECONDS = 120  # the default: a stalled run is noticed by its heartbeat only after two minutes

@@ -14,10 +14,11 @@ from portal.domain import notify, suspension
 from portal.extensions import db, get_redis
 from portal.models import OutboxEmail, User
 from portal.timeutil import utcnow
+from tests.conftest import ALONE
 from tests.services import free_port
 from tests.test_outbox import Inbox, SmtpServer
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, ALONE]  # timing-sensitive: never alongside another such test
 ACCOUNTS = 4
 ACTION_EVERY = timedelta(minutes=10)
 

@@ -17,10 +17,10 @@ from sqlalchemy import create_engine, func, select, text
 from portal.extensions import db
 from portal.gunicorn_worker import REQUEST_SECONDS, RETRY_AFTER
 from portal.models import Account, AuditEvent
-from tests.conftest import CSRF_RE, PASSWORD
+from tests.conftest import ALONE, CSRF_RE, PASSWORD
 from tests.fault_processes import portal_env, run_script
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, ALONE]  # timing-sensitive: never alongside another such test
 THREADS, MAX_INFLIGHT, CLIENTS = 2, 4, 20
 CLIENT_TIMEOUT = 8  # what a client waits for an answer before it gives up
 

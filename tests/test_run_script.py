@@ -8,8 +8,8 @@ import time
 import pytest
 from redis import Redis
 
-from tests.conftest import ROOT, unavailable
-from tests.services import redis_binary
+from tests.conftest import ALONE, ROOT, unavailable
+from tests.services import free_port, redis_binary
 
 
 @pytest.fixture
@@ -19,6 +19,7 @@ def run_module(tmp_path, monkeypatch):
     spec.loader.exec_module(module)
     monkeypatch.setattr(module, "INSTANCE", str(tmp_path / "instance"))
     monkeypatch.setattr(module, "VENV_PY", sys.executable)
+    monkeypatch.setattr(module, "free_port", free_port)  # ports from this xdist worker's own block
     return module
 
 
@@ -133,10 +134,12 @@ def test_a_killed_private_redis_is_restarted_on_its_port(run_module, monkeypatch
         services.stop()
 
 
+@ALONE  # the restart is pending 1.5 s after the start
 def test_ctrl_c_stops_everything_even_while_a_restart_is_pending(tmp_path):
     pid_file = tmp_path / "sleeper.pid"
     script = f"""
-import importlib.util, os, sys
+import importlib.util, os, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as serve() does: a job started with `&` ignores it
 spec = importlib.util.spec_from_file_location("run_script", {os.path.join(ROOT, "run.py")!r})
 run = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(run)
@@ -317,6 +320,7 @@ def _wait_for(predicate, timeout=30):
 
 
 @pytest.mark.slow
+@ALONE  # load must go on through the HUP within seconds
 def test_gunicorn_restarts_on_hup_and_stops_on_term_losing_no_request(run_module, sqlite_template, redis_server,
                                                                       tmp_path):
     """run.py's web command under load: SIGHUP replaces every worker and SIGTERM stops; no request fails before
