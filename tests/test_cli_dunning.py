@@ -1,6 +1,5 @@
 """`flask dunning run` goes through the sweeps queue to a real worker and follows the run to its report."""
 import threading
-import time
 from datetime import date
 
 from sqlalchemy import func, select
@@ -8,9 +7,10 @@ from sqlalchemy import func, select
 from portal.domain.billing import ledger
 from portal.extensions import db
 from portal.models import Account, AuditEvent, User
+from tests.conftest import wait_for_queued
 
 
-def test_the_daily_run_follows_a_worker_to_its_report(app, runner, make, run_worker):
+def test_the_daily_run_follows_a_worker_to_its_report(app, runner, make, run_worker, redis_server):
     cls = make.customer_class(limit_after_days=15, suspend_after_days=20)
     accounts = [make.account(customer_class_id=cls) for _ in range(3)]
     with app.app_context():
@@ -19,11 +19,11 @@ def test_the_daily_run_follows_a_worker_to_its_report(app, runner, make, run_wor
             ledger.add_invoice(admin, account_id, "49.00", due, as_of=date(2026, 8, 1))
     outcome = {}
 
-    def worker_soon():
-        time.sleep(1.5)  # after the command has queued the run
+    def worker_once_queued():
+        wait_for_queued(redis_server.url, "sweeps")  # the command has queued the run
         outcome["worker"] = run_worker("sweeps")
 
-    thread = threading.Thread(target=worker_soon)
+    thread = threading.Thread(target=worker_once_queued)
     thread.start()
     result = runner.invoke(args=["dunning", "run", "--as-of", "2026-09-15"])
     thread.join(120)

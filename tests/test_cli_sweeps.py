@@ -1,6 +1,5 @@
 """`flask sweep ...` and `flask scheduler run` through the CLI runner (and a real worker where a run is followed)."""
 import threading
-import time
 from datetime import datetime
 
 import pytest
@@ -10,6 +9,7 @@ from portal.domain import runs, schedule, sweeps
 from portal.extensions import db
 from portal.models import Account, SuspensionRule, SweepRun, SweepSchedule
 from portal.timeutil import utcnow
+from tests.conftest import wait_for_queued
 
 OLD = datetime(2022, 1, 1)
 
@@ -67,14 +67,14 @@ def test_a_second_clean_up_is_refused_while_one_runs(app, runner, dormant):
     assert _runs(app) == 1
 
 
-def test_run_follows_the_progress_to_the_report(app, runner, dormant, run_worker):
+def test_run_follows_the_progress_to_the_report(app, runner, dormant, run_worker, redis_server):
     outcome = {}
 
-    def worker_soon():
-        time.sleep(1.5)  # after the command has queued the run
+    def worker_once_queued():
+        wait_for_queued(redis_server.url, "sweeps")  # the command has queued the run
         outcome["worker"] = run_worker("sweeps")
 
-    thread = threading.Thread(target=worker_soon)
+    thread = threading.Thread(target=worker_once_queued)
     thread.start()
     result = runner.invoke(args=["sweep", "run", "--note", "Dormant accounts"])
     thread.join(120)
