@@ -331,10 +331,20 @@ def test_each_filter_is_read_through_an_index(app, trail, indexed, auth, client,
     [(statement, parameters)] = seen
     with engine.connect() as conn:
         if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql("SET enable_seqscan = off")
-            plan = [r[0] for r in conn.exec_driver_sql("EXPLAIN " + statement, parameters)]
+            # PostgreSQL plans by its statistics, and a test's few dozen rows (analysed or not, depending on when
+            # autovacuum last looked) make any plan about as cheap as any other. So the plan is taken at the
+            # shape the filters are for: the trail among 20,000 older events that match no filter, analysed,
+            # inside a transaction that is rolled back (statistics and rows with it).
+            with conn.begin() as tx:
+                conn.exec_driver_sql(
+                    "INSERT INTO audit_events (created_at, actor_label, action) "
+                    "SELECT timestamp '2020-01-01' + g * interval '1 minute', 'filler', 'filler' "
+                    "FROM generate_series(1, 20000) AS g")
+                conn.exec_driver_sql("ANALYZE audit_events")
+                plan = [r[0] for r in conn.exec_driver_sql("EXPLAIN " + statement, parameters)]
+                tx.rollback()
             assert not any("Seq Scan on audit_events" in line for line in plan), plan
-            assert any(re.search(r"Index .*Scan .*using ix_audit_events_\w+ on audit_events", line)
+            assert any(re.search(r"Index .*Scan .*(using|on) ix_audit_events_\w+( on audit_events)?", line)
                        for line in plan), plan
         else:
             plan = [r[-1] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
