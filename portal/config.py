@@ -74,6 +74,7 @@ class Config:
     HOLIDAY_COUNTRY = os.environ.get("PORTAL_HOLIDAY_COUNTRY", "US")  # business days of a lift's "2 business days"
     PHONE_REGION = os.environ.get("PORTAL_PHONE_REGION", "US")  # phone numbers typed without +country
     LIFT_MAX_DAYS = int(os.environ.get("PORTAL_LIFT_MAX_DAYS", "30"))  # how far ahead a lift may go
+    DISPLAY_TIMEZONE = os.environ.get("PORTAL_TIMEZONE", "UTC")  # the zone pages show times in (stored: UTC)
 
 
 class DevelopmentConfig(Config):
@@ -113,6 +114,7 @@ def load_config(app, overrides=None):
         app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"]
     _check_trusted_proxies(app)
     _check_holiday_country(app)
+    _check_display_timezone(app)
     if not app.config.get("SECRET_KEY"):
         raise ConfigError(
             "SECRET_KEY is not set. Set it in the environment, for example:\n"
@@ -139,3 +141,16 @@ def _check_holiday_country(app):
         raise ConfigError(f"PORTAL_HOLIDAY_COUNTRY must be a country code the holidays library has a calendar for, "
                           f"like US, GB or DE; got {country!r}.")
     app.config["HOLIDAY_COUNTRY"] = country
+
+
+def _check_display_timezone(app):
+    """DISPLAY_TIMEZONE must name a time zone zoneinfo knows ("UTC", "Europe/Berlin"); store the name as given."""
+    from portal.timeutil import zone_named
+
+    name = str(app.config.get("DISPLAY_TIMEZONE") or "UTC").strip()
+    try:
+        zone_named(name)
+    except ValueError:
+        raise ConfigError(f"PORTAL_TIMEZONE must be a time zone name from the IANA database, like UTC, "
+                          f"Europe/Berlin or America/New_York; got {name!r}.") from None
+    app.config["DISPLAY_TIMEZONE"] = name

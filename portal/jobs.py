@@ -1,5 +1,6 @@
 """RQ entry points: a few lines each; they run inside the worker's app context and call the domain."""
 from portal.domain import notify
+from portal.plurals import count
 
 
 class DeliveryIncomplete(RuntimeError):
@@ -10,7 +11,7 @@ def deliver_outbox():
     """Send pending outbox emails; raise if any failed so RQ retries later."""
     sent, failed = notify.deliver_pending()
     if failed:
-        raise DeliveryIncomplete(f"{failed} email(s) could not be sent; {sent} sent. Will retry.")
+        raise DeliveryIncomplete(f"{count(failed, 'email')} could not be sent; {sent:,} sent. Will retry.")
     return {"sent": sent}
 
 

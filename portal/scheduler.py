@@ -13,6 +13,7 @@ import time
 
 from portal.domain import schedule
 from portal.extensions import db
+from portal.plurals import plural
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,8 @@ def _report(result, echo, show_next=True):
     if result.get("dunning_started"):
         echo(f"Started the daily dunning run #{result['dunning_started']}.")
     if result["recovered"]:
-        echo(f"Queued stalled run(s) again: {', '.join(f'#{i}' for i in result['recovered'])}.")
+        echo(f"Queued stalled {plural(len(result['recovered']), 'run')} again: "
+             f"{', '.join(f'#{i}' for i in result['recovered'])}.")
     nxt = result["next_run_at"]
     if show_next:
         idle = result.get("schedule_problem") or "No sweep scheduled."

@@ -27,11 +27,14 @@ def test_export_downloads_the_filtered_accounts_as_csv(world, accounts, auth, cl
     response = client.get("/accounts/export.csv?q=blue&status=suspended")
     assert response.status_code == 200
     assert response.mimetype == "text/csv"
-    assert response.headers["Content-Disposition"] == 'attachment; filename="accounts.csv"'
+    assert response.headers["Content-Disposition"].startswith('attachment; filename="accounts-')
+    assert '-q-blue-status-suspended.csv"' in response.headers["Content-Disposition"]
     table = read_csv(response)
     assert table[0] == list(search.EXPORT_HEADER)
     assert [row[1] for row in table[1:]] == ["Blue Shop 00", "Blue Shop 03", "Blue Shop 06", "Blue Shop 09"]
-    assert table[2][3] == "suspended" and table[2][5] == "4.50" and table[2][7].startswith("2025-03-04")
+    column = {name: i for i, name in enumerate(table[0])}
+    assert table[2][column["status"]] == "suspended" and table[2][column["balance"]] == "4.50"
+    assert table[2][column["last_activity_at"]] == "2025-03-04T00:00:00+00:00"
 
 
 def test_export_quotes_awkward_values(world, accounts, auth, client):

@@ -49,9 +49,9 @@ def test_list_shows_each_campaign_with_its_counts(app, runner, world, campaign_i
 def test_send_due_sends_within_the_daily_limit_and_prints_the_counts(app, runner, campaign_id):
     result = runner.invoke(args=["campaign", "send-due", "--as-of", "2026-11-02T10:00"])
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == "Sent 2 survey request(s) for 1 campaign(s); 0 held by the account's state."
+    assert result.output.strip() == "Sent 2 survey requests for 1 campaign; 0 held by the account's state."
     again = runner.invoke(args=["campaign", "send-due", "--as-of", "2026-11-02T11:00"])
-    assert "Sent 0 survey request(s)" in again.output
+    assert "Sent 0 survey requests" in again.output
     with app.app_context():
         assert statuses(campaign_id) == {"sent": 2, "pending": 1}
         db.session.remove()
@@ -64,7 +64,7 @@ def test_send_due_while_suspended_holds_and_says_so(app, runner, world, campaign
         set_status(world.account, "suspended")
         db.session.remove()
     result = runner.invoke(args=["campaign", "send-due", "--as-of", "2026-11-02T10:00"])
-    assert "Sent 0 survey request(s) for 1 campaign(s); 1 held" in result.output
+    assert "Sent 0 survey requests for 1 campaign; 1 held" in result.output
     with app.app_context():
         assert events(campaign_id) == [("held", "paused: account suspended")]
         db.session.remove()

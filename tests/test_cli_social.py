@@ -32,15 +32,15 @@ def test_poll_imports_what_is_due_as_of_a_date_and_says_so_per_profile(app, runn
     bad = _connect(app, world, feeds.set("/down", "no", status=500, content_type="text/plain"), "@down")
     result = runner.invoke(args=["social", "poll", "--as-of", "2026-03-02T09:00"])
     assert result.exit_code == 0, result.output
-    assert f"profile #{good} @good: 2 new post(s); alerts sent" in result.output
+    assert f"profile #{good} @good: 2 new posts; alerts sent" in result.output
     assert f"profile #{bad} @down: failed: The feed answered HTTP 500 instead of the feed." in result.output
-    assert "Polled 2 profile(s); 2 new post(s)." in result.output
+    assert "Polled 2 profiles; 2 new posts." in result.output
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(SocialPost)) == 2
         assert db.session.scalar(select(SocialPost.imported_at).limit(1)) == datetime(2026, 3, 2, 9, 0)
 
     again = runner.invoke(args=["social", "poll", "--as-of", "2026-03-02T09:05"])
-    assert again.exit_code == 0 and "Polled 0 profile(s); 0 new post(s)." in again.output
+    assert again.exit_code == 0 and "Polled 0 profiles; 0 new posts." in again.output
 
 
 def test_poll_refuses_a_bad_date(runner):

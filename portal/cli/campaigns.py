@@ -7,6 +7,7 @@ from portal.domain.dunning.account_state import moment_of
 from portal.domain.errors import DomainError
 from portal.domain.features import campaigns as campaigns_domain
 from portal.domain.parsing import record_id
+from portal.plurals import count
 
 campaign = click.Group("campaign", help="Campaigns: list them and send what is due.")
 ACTOR = click.option("--as", "actor_email", required=True, metavar="EMAIL", help="The account manager acting.")
@@ -34,7 +35,7 @@ def list_command(number):
 def send_due_command(as_of):
     """Send the due survey requests of every running campaign now (what the scheduled job does)."""
     totals = campaigns_domain.send_due(now=moment_of(parse_as_of(as_of)) if as_of else None)
-    click.echo(f"Sent {totals['sent']} survey request(s) for {totals['campaigns']} campaign(s); "
+    click.echo(f"Sent {count(totals['sent'], 'survey request')} for {count(totals['campaigns'], 'campaign')}; "
                f"{totals['held']} held by the account's state.")
 
 

@@ -12,6 +12,7 @@ from portal.domain.cancellations.choices import (ANSWERS, ATTEMPT_OUTCOMES, CHAN
 from portal.domain.dunning.account_state import moment_of
 from portal.domain.errors import DomainError
 from portal.domain.money import dollars
+from portal.plurals import count
 
 cancellation = click.Group("cancellation", help="Cancellation requests: log, list, retention, import.")
 ACTOR = click.option("--as", "actor_email", required=True, metavar="EMAIL", help="Who acts (support or super admin).")
@@ -122,4 +123,4 @@ def import_command(path, dry_run, actor_email, as_of):
 def end_pauses_command(as_of):
     """Reactivate accounts whose pause has ended (the scheduler does this on every tick)."""
     ended = retention.end_due_pauses(parse_day(as_of))
-    click.echo(f"Reactivated {len(ended)} account(s).")
+    click.echo(f"Reactivated {count(len(ended), 'account')}.")

@@ -10,6 +10,7 @@ import json
 import click
 from flask.cli import with_appcontext
 
+from portal import plurals
 from portal.cli.accounts import account
 from portal.cli.common import fail, find_account, find_actor, parse_day
 from portal.domain.errors import DomainError
@@ -174,7 +175,7 @@ def class_list_command():
         limit = f"{cls.limit_after_days} days" if cls.limit_after_days is not None else "never"
         suspend = f"{cls.suspend_after_days} days" if cls.suspend_after_days is not None else "never"
         click.echo(f"{cls.name}: limit after {limit}, suspend after {suspend}, least amount "
-                   f"${(cls.least_amount_cents or 1) / 100:,.2f}; {count:,} account{'s' if count != 1 else ''}")
+                   f"${(cls.least_amount_cents or 1) / 100:,.2f}; {plurals.count(count, 'account')}")
 
 
 # ---------------------------------------------------------------- billing

@@ -5,6 +5,7 @@ from flask.cli import with_appcontext
 from portal.cli.common import find_account, parse_as_of
 from portal.domain.features import social as social_domain
 from portal.domain.features import social_profiles
+from portal.plurals import count
 
 social = click.Group("social", help="The social monitor: poll the connected feeds.")
 
@@ -20,18 +21,18 @@ def poll_command(as_of):
     """Poll the feeds that are due now (what the scheduled job does) and say what each imported."""
     result = social_domain.poll_due(now=parse_as_of(as_of))
     for summary in result["summaries"]:
-        click.echo(f"account #{summary['account_id']}: summary of {summary['posts']} held post(s) "
-                   f"sent to {summary['emails']} manager(s)")
+        click.echo(f"account #{summary['account_id']}: summary of {count(summary['posts'], 'held post')} "
+                   f"sent to {count(summary['emails'], 'manager')}")
     for item in result["profiles"]:
         if item["status"] == "taken":
             click.echo(f"profile #{item['id']}: polled by another worker at the same time")
         elif item["status"] == "imported":
-            click.echo(f"profile #{item['id']} {item['handle']}: {item['new']} new post(s)"
+            click.echo(f"profile #{item['id']} {item['handle']}: {count(item['new'], 'new post')}"
                        + (f", {item['skipped']} without content skipped" if item["skipped"] else "")
                        + f"; alerts {item['alerts']}")
         else:
             click.echo(f"profile #{item['id']} {item['handle']}: {item['status']}: {item['error']}")
-    click.echo(f"Polled {result['polled']} profile(s); {result['imported']} new post(s).")
+    click.echo(f"Polled {count(result['polled'], 'profile')}; {count(result['imported'], 'new post')}.")
 
 
 @social.command("list")

@@ -17,7 +17,7 @@ from sqlalchemy import delete, select, update
 from portal.domain import audit
 from portal.domain.errors import DomainError, InvalidTransition, PermissionDenied, ValidationFailed
 from portal.domain.gate import STAFF_ONLY_MESSAGE, require
-from portal.domain.parsing import InvalidValue, clean_text, iso_date, record_id
+from portal.domain.parsing import InvalidValue, clean_text, date_message, iso_date, record_id
 from portal.extensions import db
 from portal.models import ApiToken, ApiTokenEvent, User
 from portal.timeutil import utcnow
@@ -116,7 +116,7 @@ def parse_expiry(value, today):
     if value in (None, ""):
         return today + timedelta(days=DEFAULT_DAYS)
     try:
-        day = value if isinstance(value, date) else iso_date(value, "Enter the expiry date as YYYY-MM-DD.")
+        day = value if isinstance(value, date) else iso_date(value, date_message("the expiry date"))
     except InvalidValue as exc:
         raise ValidationFailed({"expires": exc.message}) from None
     if not today < day <= today + timedelta(days=MAX_DAYS):

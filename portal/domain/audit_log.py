@@ -11,7 +11,7 @@ model): account_id, actor_user_id, actor_run_id, action, reason_category, create
 """
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import and_, select, text
 
@@ -20,6 +20,7 @@ from portal.domain.gate import REASONS
 from portal.domain.parsing import InvalidValue, clean_text, iso_date, record_id
 from portal.extensions import db
 from portal.models import Account, AuditEvent, SweepRun
+from portal.timeutil import iso_utc  # CSV times: ISO 8601 with the zone
 
 PAGE_SIZE = 50
 TEXT_MAX = 200
@@ -215,11 +216,6 @@ def run_kinds(run_ids):
     if not ids:
         return {}
     return dict(db.session.execute(select(SweepRun.id, SweepRun.kind).where(SweepRun.id.in_(ids))).all())
-
-
-def iso_utc(moment):
-    """A stored naive UTC time as ISO 8601 with its zone: 2026-11-30T14:05:00+00:00."""
-    return moment.replace(tzinfo=timezone.utc).isoformat() if moment else ""
 
 
 def cell(value):

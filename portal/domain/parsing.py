@@ -95,12 +95,22 @@ def money_cents(value, max_cents, allow_negative=False, message=None):
     return -cents if match.group(1) else cents
 
 
-def iso_date(value, message="Enter a date as YYYY-MM-DD, like 2026-11-22."):
+DATE_FORMAT = "YYYY-MM-DD"  # how a date is typed: every date field's placeholder and every date error say it
+DATE_EXAMPLE = "2026-11-22"
+
+
+def date_message(what="a date"):
+    """Return the error for a date that could not be read: "Enter the due date as YYYY-MM-DD, like 2026-11-22."."""
+    return f"Enter {what} as {DATE_FORMAT}, like {DATE_EXAMPLE}."
+
+
+def iso_date(value, message=None):
     """Return the date written in value as YYYY-MM-DD (years 1900 to 2200).
 
     Raises:
         InvalidValue: another format, a day that does not exist, or a year out of range.
     """
+    message = message or date_message()
     text = _text(value)
     if not _DATE.fullmatch(text):
         raise InvalidValue(message)

@@ -11,6 +11,7 @@ from portal.domain.billing import open_invoices
 from portal.domain.cancellations.cancelling import cancel_account
 from portal.domain.errors import Conflict, InvalidTransition, UnpaidInvoices, ValidationFailed
 from portal.domain.suspension import NOTE_MAX
+from portal.plurals import count
 from portal.web.access import SUPER_ADMIN, roles_required
 from portal.web.accounts import bp
 from portal.web.helpers import is_fragment_request, redirect_after_post, render
@@ -48,6 +49,6 @@ def cancel(account_id):
         return _dialog(account_id, "cancel_form", 422, form, exc.field_errors)
     except (Conflict, InvalidTransition, UnpaidInvoices) as exc:
         return _dialog(account_id, "cancel_form", exc.status_code, form, form_error=exc.message)
-    done = f"{len(written)} invoice{'s' if len(written) != 1 else ''} written off; " if written else ""
+    done = f"{count(len(written), 'invoice')} written off; " if written else ""
     flash(f"{done}account {account.number} ({account.name}) is cancelled.", "success")
     return redirect_after_post("accounts.detail", account_id=account.id)

@@ -14,7 +14,7 @@ from portal.domain.accounts import get_account
 from portal.domain.dunning import business_days, classes, overrides
 from portal.domain.errors import Conflict, InvalidTransition, ValidationFailed
 from portal.domain.gate import STATE_LABELS
-from portal.domain.parsing import InvalidValue, iso_date
+from portal.domain.parsing import InvalidValue, date_message, iso_date
 from portal.web.access import STAFF, SUPER_ADMIN, roles_required
 from portal.web.account_pages import _detail
 from portal.web.accounts import bp
@@ -64,7 +64,7 @@ def _dates(form, *fields):
     values, errors = {}, {}
     for name in fields:
         try:
-            values[name] = iso_date(form[name], "Enter the date as YYYY-MM-DD, like 2026-09-30.") \
+            values[name] = iso_date(form[name], date_message("the date")) \
                 if form[name].strip() else None
         except InvalidValue as exc:
             errors[name] = exc.message

@@ -11,9 +11,10 @@ from portal.domain.dunning import status as dunning_status
 from portal.domain.errors import ValidationFailed
 from portal.domain.gate import STATE_LABELS
 from portal.web.access import STAFF, SUPER_ADMIN, roles_required
-from portal.web.csv_download import csv_download
+from portal.web.csv_download import csv_download, download_name
 from portal.web.helpers import is_fragment_request, redirect_after_post, render
 from portal.web.safe_next import safe_next
+from portal.web.words import local_today
 
 bp = Blueprint("accounts", __name__, url_prefix="/accounts")
 
@@ -104,7 +105,8 @@ def export():
     problems = [message for name, message in f.problems.items() if name in bulk.FILTER_FIELDS + ("sort",)]
     if problems:  # a download cannot show what was ignored: it would hold other accounts than asked for
         abort(422, "Nothing was exported: " + " ".join(problems))
-    return csv_download(rows, "accounts.csv", "export of accounts")
+    name = download_name("accounts", local_today(), [(k, request.args.get(k, "")) for k in bulk.FILTER_FIELDS])
+    return csv_download(rows, name, "export of accounts")
 
 
 def _selection_form():

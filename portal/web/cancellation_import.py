@@ -14,6 +14,7 @@ from flask_login import current_user
 
 from portal.domain.cancellations import importing
 from portal.domain.errors import Conflict, ValidationFailed
+from portal.plurals import count
 from portal.web.access import STAFF, roles_required
 from portal.web.cancellations import bp
 from portal.web.helpers import redirect_after_post, render
@@ -97,6 +98,6 @@ def import_run():
     except Conflict as exc:
         return _page(409, {"file": exc.message})
     os.remove(path)
-    flash(f"Imported {plan.created} request{'s' if plan.created != 1 else ''}; {len(plan.duplicates)} already "
-          f"imported, {len(plan.problems)} row{'s' if len(plan.problems) != 1 else ''} refused.", "success")
+    flash(f"Imported {count(plan.created, 'request')}; {len(plan.duplicates):,} already "
+          f"imported, {count(len(plan.problems), 'row')} refused.", "success")
     return redirect_after_post("cancellations.index")

@@ -10,6 +10,9 @@ import csv
 import io
 import itertools
 import logging
+import re
+import unicodedata
+from urllib.parse import quote
 
 from flask import Response, current_app
 
@@ -17,6 +20,35 @@ log = logging.getLogger(__name__)
 FLUSH_ROWS = 500  # rows per chunk sent
 INCOMPLETE = ("EXPORT INCOMPLETE: an error on our side stopped this export early and rows are missing; "
               "please download it again.")
+
+
+def download_name(stem, day, filters=()):
+    """Return a file name saying what a download holds: accounts-2026-12-01-status-suspended-q-bakery.csv.
+
+    Args:
+        stem: what the rows are ("accounts").
+        day: the date of the download.
+        filters: (name, value) pairs; empty values are left out. Each part keeps only a-z, 0-9 and "-"
+            (other characters become "-", letters lose their accents where they can), 40 characters at most,
+            and the whole name 150 at most.
+    """
+    parts = [stem, day.isoformat()]
+    for name, value in filters:
+        value = _slug(value)
+        if value:
+            parts += [_slug(name), value]
+    return "-".join(parts)[:146].rstrip("-") + ".csv"
+
+
+def _slug(text):
+    plain = unicodedata.normalize("NFKD", str(text or "")).encode("ascii", "ignore").decode().lower()
+    return re.sub(r"[^a-z0-9]+", "-", plain).strip("-")[:40].strip("-")
+
+
+def content_disposition(filename):
+    """Return the attachment header with both forms of the name: a plain ASCII one and RFC 6266's filename*."""
+    ascii_name = re.sub(r'[^A-Za-z0-9._-]+', "-", filename) or "download.csv"
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 def csv_download(rows, filename, what):
@@ -50,4 +82,4 @@ def csv_download(rows, filename, what):
         yield buffer.getvalue()
 
     return Response(generate(), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+                    headers={"Content-Disposition": content_disposition(filename)})

@@ -5,6 +5,7 @@ from jinja2_fragments.flask import render_block
 
 from portal.domain.gate import REASONS, STATE_LABELS, banner_for
 from portal.domain.money import dollars
+from portal.web import words
 from portal.web.safe_next import safe_next
 
 
@@ -98,6 +99,15 @@ def money(cents):
     return "" if cents is None else dollars(cents)
 
 
+def may_open(endpoint):
+    """True when the signed-in user's role may open the page of endpoint (the roles its view declares)."""
+    view = current_app.view_functions.get(endpoint)
+    roles = getattr(view, "allowed_roles", ())
+    if roles == "public":
+        return True
+    return bool(current_user and current_user.is_authenticated and current_user.role in roles)
+
+
 NUL_MESSAGE = "Your input contains a character that can't be used (a NUL byte). Remove it and try again."
 
 
@@ -114,4 +124,5 @@ def init_app(app):
     app.context_processor(_page_context)
     app.add_template_global(safe_next, "safe_next")
     app.add_template_filter(money, "money")
-    app.add_template_filter(lambda d, fmt="%Y-%m-%d %H:%M": d.strftime(fmt) if d else "—", "dt")
+    words.init_app(app)  # count, plural and dt (times in the display zone)
+    app.add_template_global(may_open, "may_open")

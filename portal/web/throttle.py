@@ -18,6 +18,7 @@ from flask import current_app, g, request
 from flask_limiter.util import get_remote_address
 
 from portal.extensions import limiter
+from portal.plurals import count
 from portal.web.helpers import render
 
 
@@ -40,9 +41,9 @@ def wait_text(seconds):
     """Say how long to wait: '40 seconds', '1 minute', '12 minutes'."""
     seconds = max(1, math.ceil(seconds))
     if seconds < 90:
-        return f"{seconds} second{'s' if seconds != 1 else ''}"
+        return count(seconds, "second")
     minutes = math.ceil(seconds / 60)
-    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return count(minutes, "minute")
 
 
 def _refused(request_limit):

@@ -81,7 +81,10 @@ def test_rules_preview_confirm_and_watch_the_run(page, app, world, dormant, run_
 
     page.goto(f"/accounts/{dormant[0]}")
     expect(page.get_by_test_id("status-badge")).to_have_text("Suspended")
+    page.get_by_text("Exempt this account from sweeps…").click()  # the form shows only when asked for
     page.get_by_label("Why it is exempt").fill("Family business")
     page.get_by_role("button", name="Exempt from sweeps").click()
     expect(page.get_by_test_id("exempt-state")).to_contain_text("Reason: Family business")
+    expect(page.get_by_label("Why sweeps may consider it again")).to_be_hidden()  # folded again once done
+    page.get_by_text("Let sweeps consider it again…").click()
     expect(page.get_by_label("Why sweeps may consider it again")).to_be_visible()

@@ -1,4 +1,11 @@
-"""The account list as CSV rows: every account matching the filters, read in chunks so memory stays flat."""
+"""The account list as CSV rows: every account matching the filters, read in chunks so memory stays flat.
+
+Besides the list's columns each row says why and when the status last changed and what changed it: the
+reason (its label) and note, status_changed_at, status_source (manual, pause, sweep, bulk, dunning) and run, the
+run the account's current restriction came from (suspended_by_run_id: empty for an account a person changed,
+and for one a run reactivated, which the account does not record; the audit log has those). Times are ISO 8601
+with the zone (+00:00).
+"""
 from dataclasses import replace
 from decimal import Decimal
 
@@ -10,11 +17,17 @@ from portal.domain.account_search.conditions import filter_clause
 from portal.domain.account_search.keyset import SORTS
 from portal.domain.account_search.reading import _id_in, by_ids, plan
 from portal.domain.account_search.rows import LIST_COLUMNS, class_names, fetch
+from portal.domain.audit_log import cell
+from portal.domain.gate import REASONS
 from portal.extensions import db
 from portal.models import Account
+from portal.timeutil import iso_utc
 
-EXPORT_HEADER = ("number", "name", "email", "status", "customer_class", "balance", "exempt", "last_activity_at",
-                 "created_at")
+EXPORT_HEADER = ("number", "name", "email", "status", "status_reason", "status_note", "status_changed_at",
+                 "status_source", "run", "customer_class", "balance", "exempt", "last_activity_at", "created_at")
+# The list's columns and the status's story; all on the accounts row, so the export reads nothing more per chunk.
+EXPORT_COLUMNS = LIST_COLUMNS + (Account.status_note, Account.status_changed_at, Account.status_source,
+                                 Account.suspended_by_run_id)
 
 
 def export_rows(f):
@@ -36,14 +49,14 @@ def _chunks(f):
     sort = SORTS[f.sort]
     ids, _restrict, _extra = plan(f, sort)
     if ids is not None:
-        return [by_ids(ids, sort, clause, None, not sort.descending, limits.SMALL_SET + 1)]
+        return [_with_status_story(by_ids(ids, sort, clause, None, not sort.descending, limits.SMALL_SET + 1))]
     if f.run_id is not None:
         return _run_chunks(f)
     # two statements: SQLite answers min() or max() alone from the primary key, but scans for both at once
     low = db.session.scalar(select(func.min(Account.id)))
     high = db.session.scalar(select(func.max(Account.id)))
     step = limits.EXPORT_CHUNK
-    return (fetch(select(*LIST_COLUMNS).where(Account.id >= start, Account.id < start + step, clause)
+    return (fetch(select(*EXPORT_COLUMNS).where(Account.id >= start, Account.id < start + step, clause)
                   .order_by(Account.id)).all()
             for start in range(low or 0, (high or -1) + 1, step))
 
@@ -57,12 +70,21 @@ def _run_chunks(f):
         ids = changed_ids_after(f.run_id, after, limits.EXPORT_CHUNK)
         if not ids:
             return
-        yield fetch(select(*LIST_COLUMNS).where(_id_in(ids), others).order_by(Account.id)).all()
+        yield fetch(select(*EXPORT_COLUMNS).where(_id_in(ids), others).order_by(Account.id)).all()
         after = ids[-1]
 
 
+def _with_status_story(rows):
+    """The small set's rows (in the list's order) with EXPORT_COLUMNS: one more primary-key read of those ids."""
+    if not rows:
+        return rows
+    full = {r.id: r for r in fetch(select(*EXPORT_COLUMNS).where(_id_in([r.id for r in rows]))).all()}
+    return [full[r.id] for r in rows if r.id in full]
+
+
 def _csv_row(r, names):
-    return (r.number, r.name, r.email, r.status, names.get(r.customer_class_id, ""),
+    reason = REASONS.get(r.status_reason, r.status_reason) if r.status_reason else ""
+    return (r.number, r.name, r.email, r.status, reason, cell(r.status_note), iso_utc(r.status_changed_at),
+            r.status_source or "", r.suspended_by_run_id or "", names.get(r.customer_class_id, ""),
             f"{Decimal(r.balance_cents) / 100:.2f}", "yes" if r.exempt else "no",
-            r.last_activity_at.isoformat(sep=" ") if r.last_activity_at else "",
-            r.created_at.isoformat(sep=" ") if r.created_at else "")
+            iso_utc(r.last_activity_at), iso_utc(r.created_at))

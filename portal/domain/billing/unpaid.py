@@ -1,6 +1,7 @@
 """The rule that unpaid invoices block the way out: suspending at the customer's request or cancelling."""
 from sqlalchemy import select
 
+from portal import plurals
 from portal.domain.errors import UnpaidInvoices
 from portal.domain.money import dollars
 from portal.extensions import db
@@ -30,7 +31,7 @@ def refuse_if_unpaid(account, what):
         return
     listed = "; ".join(f"#{i['seq']}: {dollars(i['owed_cents'])} due {i['due_date'].isoformat()}" for i in invoices)
     total = sum(i["owed_cents"] for i in invoices)
-    count = f"{len(invoices)} unpaid invoice" + ("s" if len(invoices) != 1 else "")
+    count = plurals.count(len(invoices), "unpaid invoice")
     db.session.rollback()
     raise UnpaidInvoices(f"Account {account.number} can't {what}: it has {count} ({dollars(total)}): {listed}. "
                          "Write them off or collect them first. Nothing was changed.", invoices)

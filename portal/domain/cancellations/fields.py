@@ -6,7 +6,7 @@ from flask import current_app, has_app_context
 
 from portal.domain.cancellations.choices import CHANNELS, REASON_CODES
 from portal.domain.money import MAX_CENTS
-from portal.domain.parsing import InvalidValue, clean_text, iso_date, money_cents, whole_number
+from portal.domain.parsing import InvalidValue, clean_text, date_message, iso_date, money_cents, whole_number
 
 NAME_MAX = 200
 REASON_MAX = 1000
@@ -57,7 +57,7 @@ def request_day(value, today):
     """The date of a request: YYYY-MM-DD, not after today (empty: today)."""
     if value in (None, "") or (isinstance(value, str) and not value.strip()):
         return today
-    day = value if isinstance(value, date) else iso_date(value, "Enter the date as YYYY-MM-DD, like 2026-11-30.")
+    day = value if isinstance(value, date) else iso_date(value, date_message("the date"))
     if day > today:
         raise InvalidValue(f"The date can't be in the future (today is {today.isoformat()}).")
     return day

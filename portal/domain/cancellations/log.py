@@ -10,6 +10,7 @@ from portal.domain.money import dollars
 from portal.domain.parsing import InvalidValue, clean_text, iso_date, record_id
 from portal.extensions import db
 from portal.models import Account, CancellationRequest, RetentionAttempt, User
+from portal.timeutil import iso_utc
 
 PAGE_SIZE = 50
 Q_MAX = 100
@@ -200,7 +201,6 @@ def csv_rows(f, chunk=500):
                    dollars(request.amount_collected_cents), request.months_in_program, cell(reason), account.number,
                    label(CHANNELS, request.channel), label(OUTCOMES, request.outcome),
                    cell(notes.get(request.id, "")), people.get(request.created_by_id, ""),
-                   f"{request.created_at:%Y-%m-%d %H:%M}", people.get(request.resolved_by_id, ""),
-                   f"{request.resolved_at:%Y-%m-%d %H:%M}" if request.resolved_at else "")
+                   iso_utc(request.created_at), people.get(request.resolved_by_id, ""), iso_utc(request.resolved_at))
         if after is None:
             return

@@ -13,7 +13,7 @@ from portal.domain.cancellations.requests import get_request
 from portal.domain.dunning.account_state import day_of, moment_of
 from portal.domain.errors import InvalidTransition, ValidationFailed
 from portal.domain.gate import require
-from portal.domain.parsing import InvalidValue, clean_text, iso_date
+from portal.domain.parsing import InvalidValue, clean_text, date_message, iso_date
 from portal.extensions import db
 from portal.models import Account, CancellationRequest, RetentionAttempt
 
@@ -41,7 +41,7 @@ def _read_attempt(offer, answer, note, outcome, pause_until, today):
     until = None
     if outcome == "paused":
         try:
-            until = iso_date(pause_until, "Enter the day the pause ends as YYYY-MM-DD.")
+            until = iso_date(pause_until, date_message("the day the pause ends"))
             if not today < until <= today + timedelta(days=PAUSE_MAX_DAYS):
                 errors["pause_until"] = f"The pause must end after today and within {PAUSE_MAX_DAYS} days."
         except InvalidValue as exc:

@@ -12,7 +12,7 @@ from flask import current_app, has_app_context
 
 from portal.domain.dunning.account_state import day_of
 from portal.domain.errors import ValidationFailed
-from portal.domain.parsing import InvalidValue, iso_date
+from portal.domain.parsing import InvalidValue, date_message, iso_date
 
 DEFAULT_COUNTRY = "US"
 CHOICES = (("2bd", "2 business days"), ("1w", "1 week"), ("date", "Until a date"))
@@ -60,6 +60,6 @@ def until_date(choice, typed, as_of=None):
     if choice != "date":
         raise ValidationFailed({"until": "Choose how long service stays full: 2 business days, 1 week or a date."})
     try:
-        return iso_date(typed, "Enter the date as YYYY-MM-DD, like 2026-09-30.")
+        return iso_date(typed, date_message("the date"))
     except InvalidValue as exc:
         raise ValidationFailed({"until": exc.message}) from None

@@ -19,6 +19,7 @@ from portal.domain.errors import ValidationFailed
 from portal.domain.gate import require
 from portal.domain.parsing import record_id
 from portal.extensions import db
+from portal.plurals import count
 from portal.models import Account, AuditEvent, CustomerClass
 
 MAX_TICKED = 1_000
@@ -38,7 +39,7 @@ class ClassOutcome:
     def summary(self):
         n = len(self.changed_ids)
         where = f"the class {self.class_name!r}" if self.class_name else "no class"
-        text = f"Put {n:,} account{'s' if n != 1 else ''} in {where}"
+        text = f"Put {count(n, 'account')} in {where}"
         if self.unchanged:
             text += f"; {self.unchanged:,} {'was' if self.unchanged == 1 else 'were'} already there"
         if self.applied:

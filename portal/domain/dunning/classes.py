@@ -13,6 +13,7 @@ from portal.domain.money import dollars, parse_amount
 from portal.domain.parsing import InvalidValue, record_id, whole_number
 from portal.extensions import db
 from portal.models import Account, CustomerClass, Invoice
+from portal.plurals import count, plural
 
 NAME_MAX = 100
 MAX_DAYS = 3650
@@ -152,7 +153,7 @@ def delete_class(actor, class_id, now=None):
         raise ClassNotFound()
     used = db.session.scalar(select(func.count()).select_from(Account).where(Account.customer_class_id == cls.id))
     if used:
-        raise Conflict(f"{used:,} account{'s' if used != 1 else ''} use the class {cls.name!r}; move them to "
+        raise Conflict(f"{count(used, 'account')} {plural(used, 'uses', 'use')} the class {cls.name!r}; move them to "
                        "another class first. Nothing was deleted.", count=used)
     audit.record("class_deleted", None, actor, data=describe(cls), now=moment_of(now))
     db.session.delete(cls)

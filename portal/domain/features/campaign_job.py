@@ -16,6 +16,7 @@ from datetime import datetime, time, timedelta
 
 from sqlalchemy import exists, func, or_, select, update
 
+from portal import plurals
 from portal.domain import notify
 from portal.domain.features.surveys import queue_request_email
 from portal.domain.gate import STATE_LABELS, may
@@ -175,6 +176,6 @@ def _send_batch(campaign_id, request_ids, now):
         sent += 1
     if sent:
         db.session.add(CampaignEvent(campaign_id=campaign_id, at=now, kind="sent", count=sent, actor_label="system",
-                                     message=f"sent {sent} survey request{'s' if sent != 1 else ''}"))
+                                     message=f"sent {plurals.count(sent, 'survey request')}"))
     db.session.commit()
     return sent

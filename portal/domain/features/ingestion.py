@@ -36,6 +36,7 @@ from portal.domain.gate import require
 from portal.domain.parsing import ID_MAX, InvalidValue, iso_datetime, text_problem, whole_number
 from portal.extensions import db
 from portal.models import Account, IngestionRecord
+from portal.plurals import count
 from portal.timeutil import utcnow
 
 INSERT_CHUNK = 500  # rows per INSERT statement (SQLite allows 32,766 parameters in one)
@@ -212,7 +213,7 @@ def ingest_upload(actor, data, now=None):
     if len(data or b"") > limit:
         raise ValidationFailed({"file": f"The file is over {size_text(limit)}; split it and upload each part."})
     rows = [(row.line, row.values, json.dumps(row.received, sort_keys=True),
-             f"the row has {row.extra_cells} more cell{'s' if row.extra_cells != 1 else ''} than the header "
+             f"the row has {count(row.extra_cells, 'more cell')} than the header "
              "(a comma inside a value needs quotes)" if row.extra_cells else None)
             for row in read_rows(data, setting("INGEST_UPLOAD_MAX_ROWS"))]
     return _ingest(account, rows, "upload", (actor, "import_data"), now, "line", user=actor)

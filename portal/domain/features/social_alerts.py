@@ -9,6 +9,7 @@ The caller's transaction is used and not committed; the caller kicks email deliv
 """
 from sqlalchemy import select, update
 
+from portal import plurals
 from portal.domain import notify
 from portal.domain.gate import may
 from portal.extensions import db
@@ -59,7 +60,7 @@ def alert_new_posts(account, post_ids, now):
                            .values(alert_state="held").execution_options(synchronize_session=False))
         return "held"
     count = len(post_ids)
-    subject = (f"{count} new social post{'s' if count != 1 else ''} about {account.name}")
+    subject = (f"{plurals.count(count, 'new social post')} about {account.name}")
     if not _email_managers(account, "social_alert", subject, "social_alert.txt", post_ids, now):
         return "none"
     db.session.execute(update(SocialPost).where(SocialPost.id.in_(post_ids), SocialPost.alert_state == "none")
@@ -85,7 +86,7 @@ def summarise_held(account_id, now):
         db.session.rollback()
         return None
     count = len(taken)
-    subject = (f"{count} social post{'s' if count != 1 else ''} arrived while your account "
+    subject = (f"{plurals.count(count, 'social post')} arrived while your account "
                f"{account.number} was suspended")
     emails = _email_managers(account, "social_summary", subject, "social_summary.txt", taken, now)
     db.session.commit()

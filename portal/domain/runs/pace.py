@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.models import AuditEvent
+from portal.plurals import count
 
 PAUSE_EVENTS = ("run_paused", "run_resumed", "run_cancelled")
 STOPPED = ("done", "failed", "cancelled")
@@ -86,7 +87,7 @@ def summary(state):
         state: runs.progress().
     """
     processed, total = state["processed"], state["total"]
-    of = f"{processed:,} of {total:,} accounts" if total is not None else f"{processed:,} accounts"
+    of = f"{processed:,} of {count(total, 'account')}" if total is not None else count(processed, "account")
     status = state["status"]
     if status == "queued":
         return (f"Queued after {of}; waiting for a sweep worker." if processed
@@ -104,7 +105,7 @@ def summary(state):
         return f"Cancelled after {of}." + (" Finishing the chunk in hand…" if state["in_hand"] else "")
     if status == "failed":
         return f"Stopped by an error after {of}."
-    text = f"Done: {processed:,} account{'s' if processed != 1 else ''} processed"
+    text = f"Done: {count(processed, 'account')} processed"
     if state["duration_s"] is not None:
         text += f" in {duration_text(state['duration_s'])}"
     if state["rate"]:
