@@ -125,3 +125,70 @@
       ", " + money + ", and cancel" : "Cancel account";
   });
 })();
+// Phones (issue 16): a wide table scrolls inside its own box, never the page. Each .table not already in one is
+// put inside a .table-scroll region that keyboard users can focus and scroll, named by the table's caption or
+// its section's heading; htmx's new content gets the same.
+(function () {
+  function labelFor(table) {
+    var caption = table.querySelector("caption");
+    var section = table.closest("section, .card, dialog, main");
+    var heading = section && section.querySelector("h1, h2, h3");
+    var text = (caption && caption.textContent) || (heading && heading.textContent) || "Table";
+    return text.replace(/\s+/g, " ").trim() + " (scrolls sideways)";
+  }
+  function wrapTables(root) {
+    if (!root || !root.querySelectorAll) return;
+    var tables = Array.prototype.slice.call(root.querySelectorAll("table.table"));
+    if (root.matches && root.matches("table.table")) tables.push(root);
+    tables.forEach(function (table) {
+      var parent = table.parentNode;
+      if (!parent || (parent.classList && parent.classList.contains("table-scroll"))) return;
+      var box = document.createElement("div");
+      box.className = "table-scroll";
+      parent.insertBefore(box, table);
+      box.appendChild(table);
+    });
+    root.querySelectorAll(".table-scroll:not([tabindex])").forEach(function (box) {
+      var table = box.querySelector("table");
+      box.setAttribute("role", "region");
+      box.setAttribute("tabindex", "0");
+      if (!box.hasAttribute("aria-label") && !box.hasAttribute("aria-labelledby")) {
+        box.setAttribute("aria-label", table ? labelFor(table) : "Scrolls sideways");
+      }
+    });
+  }
+  wrapTables(document);
+  document.addEventListener("htmx:load", function (evt) { wrapTables(evt.detail.elt.parentNode || document); });
+  // Where ::details-content cannot be styled the header's menu is opened on a wide screen instead.
+  var menu = document.querySelector("[data-nav-menu]");
+  var supported = window.CSS && CSS.supports && CSS.supports("selector(::details-content)");
+  if (menu && !supported && window.matchMedia) {
+    var wide = window.matchMedia("(min-width: 60.01rem)");
+    var follow = function () { menu.open = wide.matches; };
+    follow();
+    if (wide.addEventListener) wide.addEventListener("change", follow);
+  }
+})();
+// Schedule form (issue 16): only the fields of the kind chosen (monthly or cron) can be typed in; the others are
+// disabled, as the server renders them, and switch as the choice changes (then the live preview asks again).
+(function () {
+  document.addEventListener("change", function (evt) {
+    var radio = evt.target;
+    if (!radio.matches || !radio.matches("form[data-schedule-form] input[name=mode]")) return;
+    radio.form.querySelectorAll("[data-schedule-mode]").forEach(function (group) {
+      var off = group.getAttribute("data-schedule-mode") !== radio.value;
+      group.querySelectorAll("input, select, textarea").forEach(function (field) { field.disabled = off; });
+    });
+  }, true);
+})();
+// A form sent after its token expired (issue 16, portal/web/form_expiry.py): the answer carries a fresh token; every
+// form on the page and htmx's header take it, so what was typed, still on the page, can be sent again as it is.
+document.addEventListener("form-token-refreshed", function (evt) {
+  var token = evt.detail && evt.detail.token;
+  if (!token) return;
+  document.querySelectorAll("input[name=csrf_token]").forEach(function (input) { input.value = token; });
+  var headers = {};
+  try { headers = JSON.parse(document.body.getAttribute("hx-headers") || "{}"); } catch (e) { /* start afresh */ }
+  headers["X-CSRFToken"] = token;
+  document.body.setAttribute("hx-headers", JSON.stringify(headers));
+});

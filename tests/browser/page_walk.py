@@ -1,0 +1,171 @@
+"""Every page and dialog of the portal, as each role sees them, for the browser-wide checks (phone width, axe).
+
+The pages come from `app.url_map` (the GET routes a role is allowed, as declared with @roles_required), so a page
+added later is visited without a test entry; a URL parameter the walk has no value for fails the walk with its
+name, to be added to `ids()`. Fragments (no `<main>`) are skipped: their pages load them. Dialogs are opened
+from the pages that offer them (htmx into #dialog-slot, opened as a modal), and the bulk confirmation from a
+ticked list.
+"""
+import hashlib
+import re
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from sqlalchemy import select, update
+
+from portal.extensions import db
+from portal.models import (Account, ApiToken, AuditEvent, CancellationRequest, OutboxEmail, SuspensionRule, SweepRun, User,
+                           WebhookDelivery)
+from tests.conftest import browser_login
+
+# GET routes that are not pages a person reads in the portal's own layout.
+NOT_PAGES = ("/healthz", "/api/", "/login")
+NOT_PAGE_SUFFIXES = (".csv", ".json")
+# One person per role; the customers belong to world.account (active) and, suspended, world.other_account.
+PEOPLE = {"super_admin": "admin", "support": "support", "account_manager": "manager", "tier_manager": "tier",
+          "user": "member", "suspended_manager": "other_manager"}
+ROLE_OF = {"suspended_manager": "account_manager"}
+# The app settings the walk needs (its webhook endpoint is on loopback).
+APP_CONFIG = {"WEBHOOK_ALLOW_PRIVATE": True}
+# What tells two pages apart: the title and main content, without the CSRF tokens (signed with the second).
+SAME_PAGE = """() => document.title + document.querySelector('main').innerHTML
+  .replace(/name="csrf_token" value="[^"]*"/g, '').replace(/"X-CSRFToken": "[^"]*"/g, '')"""
+DIALOG_LINKS = '[hx-target="#dialog-slot"]'
+
+
+def build_world(app, make):
+    """The world, one row of every kind a page shows (features, invoice, rule, run, email, webhook, token,
+    cancellation request), and world.other_account suspended; returns the world with `ids`."""
+    from portal.domain import api_tokens, runs, suspension
+    from portal.domain.cancellations import requests
+    from portal.domain.webhooks import create_endpoint
+    from portal.domain.webhooks.relay import relay
+
+    w = make.world()
+    w.invoice = make.invoice(w.account, seq=1)
+    make.invoice(w.other_account, seq=1)
+    w.customer_class = make.customer_class()
+    w.features = make.features(w.account)
+    make.features(w.other_account)
+    for i in range(3):  # dormant shops for a clean-up run, with long names and emails that must wrap
+        shop = make.account(name=f"Sleepy Neighbourhood Bakery and Coffee Roastery {i}",
+                            created_at=datetime(2022, 1, 1), last_activity_at=datetime(2022, 1, 1))
+        make.user("account_manager", shop, email=f"a.very.long.manager.address.{i}@sleepy-bakery-roastery.example")
+    with app.app_context():
+        db.session.execute(update(Account).where(Account.id.in_([w.account, w.other_account]))
+                           .values(last_activity_at=datetime.now()))
+        db.session.add(SuspensionRule(name="Long dormant shops (page walk)", inactivity_months=36))
+        db.session.commit()
+        admin = db.session.get(User, w.admin.id)
+        create_endpoint(admin, "http://127.0.0.1:9/portal/events/from-the-account-suspension-portal", ["account.suspended"], "Billing system")
+        api_tokens.create_token(admin, "billing-sync", "accounts:read")
+        requests.log_request(db.session.get(User, w.support.id), w.account, {
+            "channel": "call", "contact_name": "Dana Diaz", "phone": "(201) 555-0123", "request_date": "2026-11-28",
+            "collected": "1,200.00", "months": "10", "reason_code": "too_expensive", "reason": "Budget cut."})
+        suspension.suspend(admin, w.other_account, "non_payment", "Unpaid since May")
+        selection = {"type": "rules", "rules": [{"id": 1, "name": "Inactive 12+ months", "enabled": True,
+                                                 "inactivity_months": 12, "min_balance_cents": None,
+                                                 "overdue_days": None}]}
+        run = runs.start_run(admin, "cleanup", "suspend", selection, "inactivity", "Yearly clean-up",
+                             enqueue=False).id
+        runs.process_run(run, connections=1)
+        relay()
+        first = lambda model: db.session.scalar(select(model.id).order_by(model.id))  # noqa: E731
+        delivery = db.session.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id)).first()
+        w.ids = {
+            "number": w.features.number, "account_id": w.account, "campaign_id": w.features.campaign,
+            "survey_id": w.features.survey, "listing_id": w.features.listing,
+            "connection_id": w.features.connection, "social_profile_id": w.features.social_profile,
+            "post_id": w.features.post, "key_id": w.features.key, "invoice_id": w.invoice,
+            "class_id": w.customer_class, "customer_class_id": w.customer_class,
+            "request_id": first(CancellationRequest), "rule_id": first(SuspensionRule), "run_id": run,
+            "email_id": first(OutboxEmail), "event_id": first(AuditEvent),
+            "token_id": first(ApiToken),
+            "endpoint_id": delivery.endpoint_id if delivery else None,
+            "delivery_id": delivery.id if delivery else None,
+        }
+        db.session.remove()
+    missing = [name for name, value in w.ids.items() if value is None]
+    assert not missing, f"the walk's world has no row for {missing}"
+    return w
+
+
+def page_urls(app, role, ids):
+    """The GET URLs of every page `role` may open, filled with the world's ids (fragments are told apart later)."""
+    urls = []
+    adapter = app.url_map.bind("localhost")
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        if rule.endpoint == "static" or "GET" not in rule.methods:
+            continue
+        if rule.rule.startswith(NOT_PAGES) or rule.rule.endswith(NOT_PAGE_SUFFIXES):
+            continue
+        allowed = getattr(app.view_functions[rule.endpoint], "allowed_roles", None)
+        if allowed in (None, "bearer") or (allowed != "public" and role not in allowed):
+            continue
+        unknown = [name for name in rule.arguments if name not in ids]
+        assert not unknown, (f"{rule.rule}: the page walk has no value for {unknown}; add one to "
+                             f"tests/browser/page_walk.py build_world() ids")
+        urls.append(adapter.build(rule.endpoint, {name: ids[name] for name in rule.arguments}))
+    return urls
+
+
+def visit_pages(page, urls, check):
+    """Open each URL and check(page, label) it when it is a full page, then each dialog it offers (a link
+    that loads into #dialog-slot; one per kind of dialog, by its URL with numbers taken out). Returns the labels
+    of what was checked."""
+    checked, dialogs_seen, pages_seen = [], set(), set()
+    for url in urls:
+        if not _open(page, url):
+            continue
+        content = hashlib.sha256(page.evaluate(SAME_PAGE).encode()).hexdigest()
+        if content in pages_seen:
+            continue  # a fragment's URL answering a plain request with its whole page (/accounts/1/row)
+        pages_seen.add(content)
+        check(page, url)
+        checked.append(url)
+        hrefs = []
+        for href in page.locator(DIALOG_LINKS).evaluate_all("els => els.map(e => e.getAttribute('hx-get'))"):
+            kind = href and re.sub(r"\d+", "N", urlsplit(href).path)
+            if kind and kind not in dialogs_seen:
+                dialogs_seen.add(kind)
+                hrefs.append(href)
+        for href in hrefs:
+            _open(page, url)
+            page.locator(f'{DIALOG_LINKS}[hx-get="{href}"]').first.click()
+            page.locator("#dialog-slot dialog[open]").wait_for()
+            page.wait_for_load_state("networkidle")
+            label = f"{url} → dialog {href}"
+            check(page, label)
+            checked.append(label)
+    return checked
+
+
+def _open(page, url):
+    """Go to url; return whether it is a full page of the portal (not a fragment, a file or a refusal)."""
+    response = page.goto(url)
+    page.wait_for_load_state("networkidle")
+    if response is None or response.status >= 400 or "text/html" not in response.headers.get("content-type", ""):
+        return False
+    return urlsplit(page.url).path != "/login" and page.locator("main#main").count() == 1
+
+
+def open_bulk_dialogs(page, check):
+    """Tick two accounts in the list and check each bulk confirmation (suspend, set class)."""
+    checked = []
+    for button in ("#bulk-suspend", "#bulk-set-class"):
+        _open(page, "/accounts")
+        boxes = page.locator("tbody input.row-select")
+        boxes.nth(0).check()
+        boxes.nth(1).check()
+        page.locator(button).click()
+        page.locator("#dialog-slot dialog[open]").wait_for()
+        page.wait_for_load_state("networkidle")
+        label = f"/accounts → bulk dialog {button}"
+        check(page, label)
+        checked.append(label)
+    return checked
+
+
+def who_sees(who):
+    """The role of a PEOPLE key (the suspended account's manager is an account manager)."""
+    return ROLE_OF.get(who, who)

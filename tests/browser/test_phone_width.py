@@ -1,0 +1,82 @@
+"""Every page and dialog works on a phone: at 390×844 the page never scrolls sideways.
+
+Each role's pages come from the route table (tests/browser/page_walk.py), so a new page is checked without a
+test entry. On each page and each dialog it offers: the document is no wider than the viewport, and no element
+reaches past the viewport's right edge unless it sits inside its own scroll box (a wide table in a
+`.table-scroll` region) — the failure names the offending elements by a CSS selector.
+
+SQLite only: the markup does not depend on the database (the route walk and the feature tests run on both), and
+the walk of every page for six people is about a minute of browser time per database.
+"""
+import pytest
+
+from tests.browser import page_walk
+from tests.conftest import browser_login
+
+pytestmark = [pytest.mark.browser, pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)]
+PHONE = {"width": 390, "height": 844}
+
+# The elements that reach past the right edge of the viewport, outside any box that scrolls or clips them;
+# only the outermost of a nest is named.
+OVERFLOW = """() => {
+  const width = document.documentElement.clientWidth;
+  const name = (el) => {
+    const parts = [];
+    for (let e = el; e && e !== document.body && parts.length < 4; e = e.parentElement) {
+      let part = e.tagName.toLowerCase();
+      if (e.id) { parts.unshift(part + '#' + e.id); break; }
+      if (e.classList.length) part += '.' + [...e.classList].join('.');
+      parts.unshift(part);
+    }
+    return parts.join(' > ');
+  };
+  const contained = (el) => {  // inside a box that scrolls or clips it (an absolute box escapes static ones)
+    let escaping = getComputedStyle(el).position === 'absolute';
+    for (let p = el.parentElement; p && p !== document.documentElement; p = p.parentElement) {
+      const style = getComputedStyle(p);
+      if (escaping) {
+        if (style.position === 'static') continue;
+        escaping = false;
+      }
+      if (style.overflowX !== 'visible' && p.getBoundingClientRect().right <= width + 1) return true;
+    }
+    return false;
+  };
+  const found = [];
+  const page = document.documentElement.scrollWidth;
+  if (page > window.innerWidth) found.push(`the page is ${page}px wide`);
+  for (const el of document.querySelectorAll('body *')) {
+    const box = el.getBoundingClientRect();
+    if (box.width === 0 || box.height === 0 || box.right <= width + 1 || !el.checkVisibility()) continue;
+    if (found.some((f) => f.el && f.el.contains(el)) || contained(el)) continue;
+    found.push({el, text: `${name(el)} reaches ${Math.round(box.right)}px`});
+  }
+  return found.map((f) => f.text || f);
+}"""
+
+
+@pytest.fixture
+def app_config():
+    return dict(page_walk.APP_CONFIG)
+
+
+def check_width(page, label, problems):
+    found = page.evaluate(OVERFLOW)
+    if found:
+        problems.append(f"{label}: " + "; ".join(found[:6]))
+
+
+@pytest.mark.parametrize("who", list(page_walk.PEOPLE))
+def test_every_page_and_dialog_fits_a_phone(app, make, page, who):
+    world = page_walk.build_world(app, make)
+    page.set_viewport_size(PHONE)
+    browser_login(page, getattr(world, page_walk.PEOPLE[who]).email)
+    problems = []
+    check = lambda p, label: check_width(p, label, problems)  # noqa: E731
+    urls = page_walk.page_urls(app, page_walk.who_sees(who), world.ids)
+    checked = page_walk.visit_pages(page, urls, check)
+    if who == "super_admin":
+        checked += page_walk.open_bulk_dialogs(page, check)
+    assert len(checked) >= 3, f"only {checked} were pages"
+    assert not problems, f"{len(problems)} of {len(checked)} pages or dialogs scroll sideways at 390px:\n" + \
+        "\n".join(problems)
