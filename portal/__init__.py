@@ -44,7 +44,10 @@ def register_extensions(app):
 
     init_engine_events(app)
     db.init_app(app)
-    migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"), render_as_batch=True)
+    from portal.models.search_objects import include_name
+
+    migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"), render_as_batch=True,
+                     include_name=include_name)  # the search index's own tables (SQLite) are no model's
     csrf.init_app(app)
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
     limiter.init_app(app)

@@ -6,6 +6,7 @@ from flask_migrate import downgrade, upgrade
 from sqlalchemy import Column, Integer, MetaData, Table, inspect
 
 from portal.extensions import db
+from portal.models.search_objects import include_name
 
 # SQLite cannot reflect expression indexes (lower(name)); PostgreSQL compares them.
 pytestmark = [pytest.mark.filterwarnings("ignore:.*expression-based index"),
@@ -20,7 +21,7 @@ EXPECTED_TABLES = {
 
 
 def _differences(connection, metadata):
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    context = MigrationContext.configure(connection, opts={"compare_type": True, "include_name": include_name})
     return compare_metadata(context, metadata)
 
 

@@ -5,11 +5,14 @@ from datetime import date, datetime
 
 from flask_login import UserMixin
 from sqlalchemy import (JSON, BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text, false, func,
-                        text, true)
+                        literal_column, text, true)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.extensions import db
 from portal.timeutil import utcnow
+
+# Every account's searchable text as one string (PostgreSQL's trigram index is on it; the search tests it).
+SEARCH_TEXT_SQL = "lower((((name || ' ') || email) || ' ') || number)"
 
 STAFF_ROLES = ("super_admin", "support")
 CUSTOMER_ROLES = ("account_manager", "tier_manager", "user")
@@ -93,6 +96,10 @@ class Account(db.Model):
         # the daily dunning run reads only the accounts due a look, so its cost follows what it changes
         Index("ix_accounts_dunning_next_on", "dunning_next_on", "id", sqlite_where=text("dunning_next_on IS NOT NULL"),
               postgresql_where=text("dunning_next_on IS NOT NULL")),
+        # Search inside names, emails and numbers (PostgreSQL, pg_trgm; migration 0008): the expression the
+        # search's LIKE tests (portal.domain.account_search.words). SQLite has an FTS5 table instead.
+        Index("ix_accounts_search_trgm", literal_column(SEARCH_TEXT_SQL).label("search_text"), postgresql_using="gin",
+              postgresql_ops={"search_text": "gin_trgm_ops"}).ddl_if(dialect="postgresql"),
     )
 
     def __repr__(self):

@@ -4,10 +4,13 @@ from datetime import datetime
 
 from sqlalchemy import and_, func, or_, true
 
+from portal.domain import account_search as limits  # SMALL_SET: read at call time
 from portal.domain import runs
+from portal.domain.account_search import words
 from portal.domain.account_search.by_run import changed_by_run
 from portal.domain.account_search.filters import parse_filters
 from portal.domain.errors import ValidationFailed
+from portal.extensions import db
 from portal.models import Account
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
@@ -21,7 +24,7 @@ def _next_prefix(text):
     return text[:-1] + chr(0xE000 if point == 0xD800 else point)
 
 
-def search_ranges(q):
+def prefix_ranges(q):
     """Return {field: index-friendly prefix range} for a case-insensitive prefix search on name, email, number."""
     lo = q.translate(_ASCII_LOWER)
     up = q.translate(_ASCII_UPPER)
@@ -33,8 +36,29 @@ def search_ranges(q):
     }
 
 
+def search_ranges(q):
+    """Return {key: condition} of the index lookups that find a search's candidates, each probed on its own.
+
+    A search with a word of 3+ letters or digits: {"text": at most SMALL_SET + 1 accounts from the trigram
+    index} (more means a common word: the list walks its order and tests each row). A search of short words
+    only: the prefix ranges of name, email and number, as their btree indexes serve them.
+    """
+    found = words.split_words(q)
+    if not found.indexed:
+        return prefix_ranges(q)
+    return {"text": words.candidates(found, db.engine.dialect.name, limits.SMALL_SET + 1)}
+
+
+def search_clause(q, walking=False):
+    """The search's condition over accounts: every word anywhere in name, email or number (see words.py)."""
+    found = words.split_words(q)
+    if not found.indexed:
+        return or_(*prefix_ranges(q).values())
+    return words.matching(found, db.engine.dialect.name, walking)
+
+
 SEARCH_KEYS = {"name": lambda: func.lower(Account.name), "email": lambda: func.lower(Account.email),
-               "number": lambda: Account.number}
+               "number": lambda: Account.number, "text": lambda: None}
 NARROWING_KEYS = {"run": lambda: None, "exempt": lambda: None, "balance": lambda: Account.balance_cents,
                   "activity": lambda: None, "class": lambda: None}  # activity: "before" ORs IS NULL
 
@@ -67,16 +91,18 @@ def narrowing(f):
     return out
 
 
-def filter_clause(f, with_status=True):
+def filter_clause(f, with_status=True, walking=False):
     """Return the SQL condition over Account columns for these filters (the list, export and bulk runs share it).
 
     Args:
         f: Filters from parse_filters.
         with_status: False to leave the status filter out (the counts by status).
+        walking: the same set, written for rows a walk of the list's order reads anyway (the search's index
+            lookup left out; see words.matching).
     """
     parts = [clause for _name, clause in narrowing(f)]
     if f.q:
-        parts.append(or_(*search_ranges(f.q).values()))
+        parts.append(search_clause(f.q, walking))
     if with_status and f.status:
         parts.append(Account.status == f.status)
     if f.exempt is False:

@@ -113,9 +113,10 @@ def _read_q(f, raw, p):
         p["q"] = f"The search contains a character that can't be used (U+{ord(char):04X}); the search was ignored."
         return
     q = re.sub(r"\s+", " ", raw["q"])
-    if len(q) > Q_MAX:
-        p["q"] = f"Searches use the first {Q_MAX} characters; the rest was ignored."
-        q = q[:Q_MAX].rstrip()
+    if len(q) > Q_MAX:  # refused, not cut: the first part of a pasted text would find something else
+        p["q"] = (f"A search can be at most {Q_MAX} characters; this one has {len(q):,}, so it was ignored. "
+                  "Type a word or two of the name, email or account number.")
+        return
     f.q = q
 
 

@@ -21,7 +21,7 @@ def read(f, sort, pos, asc, limit):
     ids, restrict, extra = plan(f, sort)
     if ids is not None:
         return by_ids(ids, sort, clause, pos, asc, limit), None
-    rows, frontier = _walk(sort, clause, restrict, pos, asc, limit,
+    rows, frontier = _walk(sort, filter_clause(f, walking=True), restrict, pos, asc, limit,
                            index_checks=bool(narrowing(f)) or f.exempt is not None)
     if extra:
         end = (rows[-1].sort_key, rows[-1].id) if len(rows) >= limit else frontier
