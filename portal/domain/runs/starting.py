@@ -200,8 +200,8 @@ def start_run(actor, kind, action, selection, reason_category, reason_note, as_o
     except IntegrityError:
         db.session.rollback()
         raise _start_conflict(period_key, lock) from None
-    candidates = _add_chunks(run, selection)
-    total = total if total is not None else candidates if candidates is not None else _count_selected(run, selection)
+    counted = _add_chunks(run, selection, counted=total is not None)
+    total = total if total is not None else counted if counted is not None else _count_selected(run, selection)
     run.params = {"selection": selection, "total": int(total)}
     audit.record(f"run_{kind}_started", None, actor or TRIGGER_ACTORS.get(trigger, "System"), run_id=run.id,
                  reason_category=category, reason_note=note,
@@ -234,17 +234,21 @@ def _start_conflict(period_key, lock=LOCK):
     return RunInProgress(running_exclusive_run(lock or LOCK), lock or LOCK)
 
 
-def _add_chunks(run, selection):
+def _add_chunks(run, selection, counted=False):
     """Cut the run's id range into chunks; explicit ids, or an undo's audit trail, narrow the range first.
 
-    Returns the number of candidates for a selection chunked by its candidates (counted on the way), else None.
+    A selection by rules or by a filter that the caller has not counted is counted here, block by block of
+    chunk_size ids in the same pass, and only the blocks that hold a selected account become chunks
+    (_add_counted_chunks). Returns that count, or the number of candidates for a selection chunked by its
+    candidates, else None (counted: the caller passes the total).
     """
     column, where = Account.id, []
-    if selection.get("type") in CANDIDATE_CHUNKED:
+    kind = selection.get("type")
+    if kind in CANDIDATE_CHUNKED:
         return _add_candidate_chunks(run, selection_clause(selection, run.as_of))
-    if selection.get("type") == "ids":
+    if kind == "ids":
         where = [_ids_selection(selection, None)]
-    elif selection.get("type") == "undo":  # the accounts the run suspended, from the audit index
+    elif kind == "undo":  # the accounts the run suspended, from the audit index
         column = AuditEvent.account_id
         where = [AuditEvent.actor_run_id == int(selection["run_id"]), AuditEvent.action == "suspended"]
     # Two statements: SQLite answers min() and max() alone from one end of the index, but both in one
@@ -252,11 +256,32 @@ def _add_chunks(run, selection):
     lo = db.session.scalar(select(func.min(column)).where(*where))
     hi = db.session.scalar(select(func.max(column)).where(*where))
     run.min_id, run.max_id = lo, hi
-    if lo is not None:
+    if lo is None:
+        return 0 if not counted and kind not in ("ids", "undo") else None
+    starts = range(lo, hi + 1, run.chunk_size)
+    found = None
+    if not counted and kind not in ("ids", "undo"):
+        found = _count_by_block(run, selection, lo)
+        starts = [lo + block * run.chunk_size for block in sorted(found)]
+    if starts:
         db.session.execute(insert(SweepRunChunk), [
             dict(run_id=run.id, lo=start, hi=min(start + run.chunk_size, hi + 1), matched=0, changed=0, skipped=0)
-            for start in range(lo, hi + 1, run.chunk_size)])
-    return None
+            for start in starts])
+    return sum(found.values()) if found is not None else None
+
+
+def _count_by_block(run, selection, lo):
+    """{block: selected accounts} for the blocks of chunk_size ids from lo that hold any, in one pass.
+
+    The run's total comes from the same pass, and a chunk is cut only where there is something to do: a
+    run that selects nothing has no chunk, and one that selects few does not pay for the empty blocks.
+    """
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(text("SET LOCAL jit = off"))  # one pass: compiling it costs more than it saves
+    block = ((Account.id - lo) // run.chunk_size).label("block")  # integer division on both databases
+    rows = db.session.execute(select(block, func.count()).where(selection_clause(selection, run.as_of))
+                              .group_by(block))
+    return {int(b): int(n) for b, n in rows}
 
 
 def _count_selected(run, selection):
