@@ -26,6 +26,14 @@ ROLE_LABELS = {
 }
 
 
+# The list's sort keys that are expressions, written once here for the index and the queries alike
+# (SQLite uses an expression index only for the same expression, with literals, not bound parameters).
+# No activity sorts as the oldest. The literal is written as SQLite stores times and PostgreSQL prints them.
+ACTIVITY_SORT_SQL = "coalesce(last_activity_at, '1900-01-01 00:00:00.000001')"
+RARE_STATUSES = ("limited", "cancelled")
+RARE_STATUS_SQL = "status IN ('limited', 'cancelled')"
+
+
 def _digest(key, message):
     """Return 16 hex digits of HMAC-SHA256(key, message)."""
     return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()[:16]
@@ -91,6 +99,15 @@ class Account(db.Model):
         Index("ix_accounts_customer_class_id", "customer_class_id"),
         Index("ix_accounts_last_activity_at", "last_activity_at"),
         Index("ix_accounts_balance_cents", "balance_cents", "id"),  # keyset pages sorted by balance
+        # keyset pages sorted by last activity and by status (see portal/domain/account_search/keyset.py);
+        # the status one also finds the accounts of one status, e.g. the few cancelled ones
+        Index("ix_accounts_activity_sort", text(ACTIVITY_SORT_SQL), "id"),
+        Index("ix_accounts_status_id", "status", "id"),
+        # the rare statuses in name order, with the columns the list's filters test (like the name index):
+        # a sweep (active to suspended) writes no entry here
+        Index("ix_accounts_rare_status_name", func.lower(name), "id", "customer_class_id", "balance_cents",
+              "last_activity_at", "exempt", postgresql_include=["name"], sqlite_where=text(RARE_STATUS_SQL),
+              postgresql_where=text(RARE_STATUS_SQL)),
         # partial: written as SQLAlchemy renders `Account.exempt` in a WHERE on each database, so the planner uses it
         Index("ix_accounts_exempt", "id", sqlite_where=text("exempt = 1"), postgresql_where=text("exempt")),
         # the daily dunning run reads only the accounts due a look, so its cost follows what it changes

@@ -6,7 +6,11 @@ How a page is read at a million accounts without scanning the table:
   activity range, a customer class) is read through that index, and only those accounts are sorted;
 - otherwise the sort's own index is walked from the cursor in growing windows, at most SCAN_BUDGET entries
   per request; a page not filled within the budget ends with a "keep looking" cursor where the walk stopped.
-`status` has no index on purpose (sweeps rewrite it, see STACK-NOTES), so a rare status is found by walking.
+- a status of at most RARE_SET accounts (cancelled) is read by its ids from the status sort's index; a rare
+  status with more (limited) is walked in name order along the rare statuses' partial index, which a sweep
+  (active to suspended) does not write;
+- a walk under a filter counts its matches first (as far as the page needs): none is an empty page at once,
+  and "keep looking" is offered only while more matches may follow.
 
 This module is the public entry; the work is done, by subject, in:
     filters     what staff ask for (Filters), parsed and validated from query arguments
@@ -33,6 +37,7 @@ from portal.domain.account_search.paging import Page, list_page, sample  # noqa:
 from portal.domain.account_search.rows import LIST_COLUMNS, class_names, get_row  # noqa: F401  (re-exported)
 
 SMALL_SET = 2_000  # a narrowing filter matching at most this many accounts is read through its own index
+RARE_SET = 10_000  # a status with at most this many accounts is read by its ids
 WINDOWS = (2_000, 18_000)  # index entries walked per step; their sum is the per-request budget
 SCAN_BUDGET = sum(WINDOWS)
 COUNT_CAP = 10_000  # counts under a filter stop here ("10,000+")

@@ -36,7 +36,7 @@ class Filters:
     exempt: bool | None = None
     sort: str = "name"
     per_page: int = DEFAULT_PAGE_SIZE
-    cursor: tuple | None = None  # (direction "after"|"before", key, id)
+    cursor: tuple | None = None  # (direction "after"|"before", key, id, matches before it or None)
     problems: dict = field(default_factory=dict)
     raw: dict = field(default_factory=dict)
 

@@ -3,7 +3,7 @@
 Either an index narrows the filter to a small set of ids (read by primary key, then sorted), or the sort's own
 index is walked from the position in windows, at most SCAN_BUDGET entries, the filter tested on the way.
 """
-from sqlalchemy import Integer, any_, bindparam, func, or_, select, true
+from sqlalchemy import Integer, and_, any_, bindparam, func, or_, select, text, true
 from sqlalchemy.dialects import postgresql
 
 from portal.domain import account_search as limits  # SMALL_SET, WINDOWS, SCAN_BUDGET: read at call time
@@ -13,40 +13,67 @@ from portal.domain.account_search.keyset import beyond, hinted, order, up_to
 from portal.domain.account_search.rows import LIST_COLUMNS, fetch
 from portal.extensions import db
 from portal.models import Account
+from portal.models.accounts import RARE_STATUS_SQL, RARE_STATUSES
 
 
-def read(f, sort, pos, asc, limit):
-    """Return (up to limit rows in walk order, frontier where a budget-limited walk stopped, or None)."""
+def read(f, sort, pos, asc, limit, seen=None):
+    """Return (up to limit rows in walk order, frontier where a budget-limited walk stopped, or None).
+
+    A walk under a filter first counts its matches (up to what this page could show): none means an empty
+    page at once, without walking; and a walk stopped at its budget has no frontier once every match is
+    among the rows read so far (`seen` matches came before pos), so "keep looking" only shows when more may come.
+    """
     clause = filter_clause(f)
     ids, restrict, extra = plan(f, sort)
+    index = None
+    if rare_status_walk(f, sort, extra):
+        restrict, index = and_(restrict, text(RARE_STATUS_SQL)), "ix_accounts_rare_status_name"
     if ids is not None:
         return by_ids(ids, sort, clause, pos, asc, limit), None
-    rows, frontier = _walk(sort, filter_clause(f, walking=True), restrict, pos, asc, limit,
+    narrowed = f.narrowed
+    bound = (seen or 0) + limit
+    matches = count_upto(clause, bound) if narrowed else None
+    if matches == 0:
+        return [], None
+    rows, frontier = _walk(sort, filter_clause(f, walking=True), restrict, pos, asc, limit, index=index,
                            index_checks=bool(narrowing(f)) or f.exempt is not None)
     if extra:
         end = (rows[-1].sort_key, rows[-1].id) if len(rows) >= limit else frontier
         rows = rows + by_ids(extra, sort, clause, pos, asc, limit, end)
         rows.sort(key=lambda r: (r.sort_key, r.id), reverse=not asc)
         rows = rows[:limit]
+    if frontier is not None and matches is not None and seen is not None and asc != sort.descending \
+            and matches < bound and matches <= seen + len(rows):
+        frontier = None  # walking forward, every match is now shown
     return rows, frontier
 
 
-def _probe(clause, order_by):
-    """Return the ids matching clause if there are at most SMALL_SET of them, else None.
+def count_upto(clause, bound):
+    """Return how many accounts match clause, counting at most `bound` of them."""
+    inner = select(Account.id).where(clause).limit(bound).subquery()
+    return fetch(select(func.count()).select_from(inner)).scalar()
+
+
+def _probe(clause, order_by, most=None):
+    """Return the ids matching clause if there are at most `most` (default SMALL_SET) of them, else None.
 
     Counted first (one row back, from the index alone where it can), the ids fetched only when few.
     Ordering by the indexed column keeps PostgreSQL on the index (else it may guess a LIMITed table scan).
     """
-    stmt = select(Account.id).where(clause).limit(limits.SMALL_SET + 1)
+    most = limits.SMALL_SET if most is None else most
+    stmt = select(Account.id).where(clause).limit(most + 1)
     if order_by is not None:
         stmt = stmt.order_by(order_by)
-    if fetch(select(func.count()).select_from(stmt.subquery())).scalar() > limits.SMALL_SET:
+    if fetch(select(func.count()).select_from(stmt.subquery())).scalar() > most:
         return None
     return fetch(stmt).scalars().all()
 
 
 def plan(f, sort):
-    """Choose how to read: (small id set or None, range restricting the walk, extra ids merged into the walk)."""
+    """Choose how to read: (small id set or None, range restricting the walk, extra ids merged into the walk).
+
+    A status of at most RARE_SET accounts (cancelled, say) is read by its ids from the status index.
+    """
     restrict, extra = true(), []
     if f.q:
         ranges = search_ranges(f.q)
@@ -61,7 +88,16 @@ def plan(f, sort):
         ids = _probe(clause, NARROWING_KEYS[name]())
         if ids is not None:
             return ids, true(), []
+    if f.status and not extra:  # the status index counts them (and lists their ids when few)
+        ids = _probe(Account.status == f.status, Account.status, most=limits.RARE_SET)
+        if ids is not None:
+            return ids, true(), []
     return None, restrict, extra
+
+
+def rare_status_walk(f, sort, extra):
+    """True when a walk in name order goes along the rare statuses' own index (limited: too many for ids)."""
+    return f.status in RARE_STATUSES and sort.key == "name" and not extra
 
 
 def _id_in(ids):
@@ -80,35 +116,62 @@ def by_ids(ids, sort, clause, pos, asc, limit, end=None):
     return fetch(stmt).all()
 
 
-def _walk(sort, clause, restrict, pos, asc, limit, index_checks=False):
+def _walk(sort, clause, restrict, pos, asc, limit, index=None, index_checks=False):
     """Walk the sort index from pos, at most SCAN_BUDGET entries; return (rows, frontier or None at the end).
 
     `index_checks`: some filter columns are in the name index (class, balance, activity, exempt), so a
     key-range window lets the database test them on index entries and read only candidate rows.
+    `index`: walk this index instead of the sort's own (SQLite hint).
     """
+    if sort.segments:
+        return _walk_segments(sort, clause, restrict, pos, asc, limit, index)
+    return _walk_one(sort, clause, restrict, pos, asc, limit, index, index_checks)
+
+
+def _walk_segments(sort, clause, restrict, pos, asc, limit, index):
+    """Walk a segmented sort (status) one value at a time, from pos's value on, each with its own budget.
+
+    At most one budget per status (four), and a page fills from the next status once one is done.
+    """
+    values = sort.segments if asc else sort.segments[::-1]
+    if pos is not None and pos[0] not in values:
+        return [], None
+    rows = []
+    for n, value in enumerate(values[values.index(pos[0]) if pos is not None else 0:]):
+        at = pos if n == 0 else None
+        part, frontier = _walk_one(sort, clause, and_(restrict, sort.column() == value), at, asc, limit - len(rows),
+                                   index)
+        rows.extend(part)
+        if len(rows) >= limit or frontier is not None:
+            return rows, None if len(rows) >= limit else frontier
+    return rows, None
+
+
+def _walk_one(sort, clause, restrict, pos, asc, limit, index=None, index_checks=False):
+    """Walk one stretch of the sort index (see _walk)."""
     if db.engine.dialect.name == "postgresql" and not (index_checks and sort.key == "name"):
         return _walk_postgresql(sort, clause, restrict, pos, asc, limit)
-    return _walk_ranges(sort, clause, restrict, pos, asc, limit)
+    return _walk_ranges(sort, clause, restrict, pos, asc, limit, index)
 
 
-def _walk_ranges(sort, clause, restrict, pos, asc, limit):
+def _walk_ranges(sort, clause, restrict, pos, asc, limit, index=None):
     """Find each window's last entry on the index alone (cheap), then read that bounded key range.
 
     SQLite always walks this way (it would materialise and sort a LIMITed subquery). The name index
     carries the filter columns, so rows failing class, balance, activity or exempt are skipped on the
     index entry; PostgreSQL gets its index-only end-of-window lookup from the index's INCLUDE (name).
     """
-    key = sort.column()
+    key, within = sort.column(), bool(sort.segments)
     rows, start = [], pos
     for size in limits.WINDOWS:
         end = fetch(hinted(
-            select(key, Account.id).where(beyond(sort, start, asc), restrict)
-            .order_by(*order(sort, asc)).offset(size - 1).limit(1), sort)).first()
+            select(key, Account.id).where(beyond(sort, start, asc, within), restrict)
+            .order_by(*order(sort, asc)).offset(size - 1).limit(1), sort, index)).first()
         end = tuple(end) if end is not None else None
         stmt = (select(*LIST_COLUMNS, key.label("sort_key"))
-                .where(beyond(sort, start, asc), up_to(sort, end, asc), restrict, clause)
+                .where(beyond(sort, start, asc, within), up_to(sort, end, asc, within), restrict, clause)
                 .order_by(*order(sort, asc)).limit(limit - len(rows)))
-        rows.extend(fetch(hinted(stmt, sort)).all())
+        rows.extend(fetch(hinted(stmt, sort, index)).all())
         if len(rows) >= limit or end is None:
             return rows, None
         start = end
@@ -127,7 +190,8 @@ def _walk_postgresql(sort, clause, restrict, pos, asc, limit):
     walk_order = order(sort, asc)
     window = (select(*LIST_COLUMNS, key.label("sort_key"),
                      func.row_number().over(order_by=walk_order).label("walked"), clause.label("hit"))
-              .where(beyond(sort, pos, asc), restrict).order_by(*walk_order).limit(budget).subquery())
+              .where(beyond(sort, pos, asc, bool(sort.segments)), restrict).order_by(*walk_order).limit(budget)
+              .subquery())
     w_order = ((window.c.sort_key.asc(), window.c.id.asc()) if asc
                else (window.c.sort_key.desc(), window.c.id.desc()))
     stmt = (select(window).where(or_(window.c.hit, window.c.walked == budget))
