@@ -81,7 +81,8 @@ def test_expired_session_during_an_htmx_request_goes_to_sign_in_and_back(page, a
     page.goto("/accounts")
     with app.app_context():  # signed out elsewhere: this browser's session no longer holds
         end_all_sessions(db.session.get(User, world.admin.id))
-    page.evaluate("htmx.ajax('GET', '/accounts', {target: '#main', swap: 'innerHTML'})")
+    # Not awaited: htmx.ajax's promise settles around the navigation to sign-in, which would end the evaluation.
+    page.evaluate("() => { htmx.ajax('GET', '/accounts', {target: '#main', swap: 'innerHTML'}); }")
     page.wait_for_url(lambda url: "/login?" in url)
     assert _path(page) == "/login?next=/accounts"
     assert page.get_by_role("heading", name="Sign in").is_visible()  # the whole page, not a fragment
