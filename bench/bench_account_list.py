@@ -6,7 +6,7 @@
 Seeds its own databases once under --data-dir (SQLite file; a private PostgreSQL cluster started the way
 tests/services.py does), then measures the server time of the list fragment (HX-Request) for: the first
 page, a filtered page, a status chip with a class, a prefix search, a page 10,000 rows deep, the status
-counts and a rare filter; `--via client` in this process through Flask's test client, `--via http` through
+counts, a rare filter and the search box's shapes (search_cases); `--via client` in this process through Flask's test client, `--via http` through
 the production server (gunicorn as `python3 run.py` starts it, bench/bench_http.py) with sequential
 requests over one kept-alive connection of a super admin signed in through the sign-in form, timing the
 round trip and reading the portal's own time from its Server-Timing header. Both by default, on the same
@@ -35,6 +35,7 @@ STATUS_WEIGHTS = [("active", 0.80), ("suspended", 0.155), ("limited", 0.04), ("c
 NOW = datetime(2026, 11, 1, 12, 0, 0)
 BATCH = 20_000
 SECRET = "bench-secret-key"
+ONLY = None  # --only: the cases whose name contains this text
 
 
 def say(message):
@@ -281,7 +282,7 @@ def cases(app, rng):
     prefixes = [a.lower() for a in ADJECTIVES] + [f"{a} {n}".lower()[: rng.randint(5, 12)]
                                                 for a in ADJECTIVES for n in NOUNS[:3]]
     prefixes += [f"hello{rng.randint(1, 99_999)}" for _ in range(10)] + [f"A00{rng.randint(100, 999)}" for _ in range(10)]
-    return {
+    every = {
         "first page": lambda: "/accounts",
         "filtered page": lambda: (f"/accounts?status=suspended&class={rng.choice(class_ids)}"
                                   f"&balance_min={rng.choice([10, 20, 50])}"),
@@ -291,6 +292,28 @@ def cases(app, rng):
         "page 10,000 deep": lambda: rng.choice(deep),
         "status counts (own request)": lambda: "/accounts/counts",
         "rare filter (cancelled + exempt)": lambda: "/accounts?status=cancelled&exempt=yes",
+        **search_cases(rng),
+    }
+    return {name: url for name, url in every.items() if ONLY is None or ONLY in name}
+
+
+def search_cases(rng):
+    """The search box's shapes: words inside names (common and rare), two words in any order, part of an
+    email, an account number's digits, a common word under another sort or with a rare status, one letter."""
+    kinds = [k.lower() for k in KINDS]
+    return {
+        "search: common word (~7 %)": lambda: f"/accounts?q={rng.choice(kinds)}",
+        "search: inside a word (akery)": lambda: f"/accounts?q={rng.choice(kinds)[1:]}",
+        "search: two words, any order": lambda: (f"/accounts?q={rng.choice(kinds)[:4]}+"
+                                                 f"{rng.choice(NOUNS).lower()[:3]}"),
+        "search: rare (3 words)": lambda: (f"/accounts?q={rng.choice(NOUNS).lower()}+{rng.choice(ADJECTIVES).lower()}"
+                                           f"+{rng.choice(kinds)}"),
+        "search: part of an email": lambda: f"/accounts?q=llo{rng.randint(1, 999_999)}%40",
+        "search: number digits": lambda: f"/accounts?q={rng.randint(1000, 999_999)}",
+        "search: common word by -number": lambda: f"/accounts?q={rng.choice(kinds)}&sort=-number",
+        "search: common word + cancelled": lambda: f"/accounts?q={rng.choice(kinds)}&status=cancelled",
+        "search: one letter": lambda: f"/accounts?q={rng.choice('abcdefghilmnoprstuvw')}",
+        "search counts (own request)": lambda: f"/accounts/counts?q={rng.choice(kinds)}",
     }
 
 
@@ -420,10 +443,13 @@ def main(argv=None):
     parser.add_argument("--reseed", action="store_true", help="drop the seeded data and seed again")
     parser.add_argument("--seed-only", action="store_true", help="seed (and sync indexes), measure nothing")
     parser.add_argument("--plans", action="store_true", help="print the query plan of each shape")
+    parser.add_argument("--only", help="measure only the cases whose name contains this text")
     parser.add_argument("--keep-cluster", action="store_true", help="leave the PostgreSQL cluster running")
     parser.add_argument("--via", nargs="+", choices=["client", "http"], default=["client", "http"],
                         help="through Flask's test client in this process, through gunicorn over HTTP, or both")
     args = parser.parse_args(argv)
+    global ONLY
+    ONLY = args.only
     os.makedirs(args.data_dir, exist_ok=True)
     say(f"bench_account_list: {args.accounts:,} accounts, {datetime.now():%Y-%m-%d %H:%M}, "
         f"{os.cpu_count()} CPUs, python {sys.version.split()[0]}")
