@@ -57,7 +57,7 @@ def suspend(world, note="Overdue."):
 
 
 def reactivate(world, note="Paid."):
-    suspension.reactivate(db.session.get(User, world.admin.id), world.account, "non_payment", note)
+    suspension.reactivate(db.session.get(User, world.admin.id), world.account, "paid", note)
 
 
 def count(model, *where):

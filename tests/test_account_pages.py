@@ -168,7 +168,8 @@ def test_without_htmx_a_post_flashes_and_redirects_to_next_or_the_account(app, w
     response = auth.post(f"/accounts/{world.account}/suspend", form(next="/accounts"))
     assert response.status_code == 303 and response.headers["Location"] == "/accounts"
     assert "is now suspended" in client.get("/accounts").get_data(as_text=True)
-    response = auth.post(f"/accounts/{world.account}/reactivate", form(version=2, next="https://evil.example/"))
+    response = auth.post(f"/accounts/{world.account}/reactivate", form(version=2, next="https://evil.example/",
+                                                                       reason_category="paid"))
     assert response.status_code == 303 and response.headers["Location"] == f"/accounts/{world.account}"
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "is now active" in page and 'data-action="reactivated"' in page
@@ -216,7 +217,7 @@ def test_a_stale_form_is_refused_in_the_dialog_keeping_the_note(app, world, auth
 
 def test_an_impossible_transition_is_refused_in_the_dialog(app, world, auth):
     auth.login(world.admin.email)
-    response = auth.post(f"/accounts/{world.account}/reactivate", form(), htmx=True)
+    response = auth.post(f"/accounts/{world.account}/reactivate", form(reason_category="paid"), htmx=True)
     body = response.get_data(as_text=True)
     assert response.status_code == 409 and "only a suspended or limited account can be reactivated" in body
     assert account_state(app, world.account)[0] == "active"

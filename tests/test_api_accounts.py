@@ -14,6 +14,7 @@ from portal.timeutil import utcnow
 from tests.api_support import Api, make_token, number_of, problem
 
 REASON = {"reason_category": "non_payment", "reason_note": "Asked by the billing system."}
+PAID = {"reason_category": "paid", "reason_note": "Paid through the billing system."}  # reactivation has its own
 
 
 @pytest.fixture
@@ -102,7 +103,7 @@ def test_date_times_carry_their_offset(app, api, world):
 def test_the_timeline_is_newest_first_and_names_who_acted(app, api, world):
     number = number_of(app, world.account)
     api.post(f"/api/v1/accounts/{number}/suspend", REASON)
-    api.post(f"/api/v1/accounts/{number}/reactivate", REASON)
+    api.post(f"/api/v1/accounts/{number}/reactivate", PAID)
     items = api.get(f"/api/v1/accounts/{number}/timeline?limit=2").get_json()["items"]
     assert [e["action"] for e in items] == ["reactivated", "suspended"]
     assert items[0]["actor"].startswith("API token ‘integration’ (ak_") and items[0]["state_after"] == "active"
@@ -117,14 +118,14 @@ def test_suspend_and_reactivate_answer_the_new_state(app, api, world):
     assert suspended.get_json()["status"] == "suspended" and suspended.get_json()["label"] == "Suspended"
     assert suspended.get_json()["status_reason"] == "non_payment"
     reactivated = api.post(f"/api/v1/accounts/{number}/reactivate",
-                           dict(REASON, expected_version=suspended.get_json()["version"]))
+                           dict(PAID, expected_version=suspended.get_json()["version"]))
     assert reactivated.status_code == 200 and reactivated.get_json()["status"] == "active"
 
 
 def test_refusals_are_problems_that_change_nothing(app, api, world):
     number = number_of(app, world.account)
     before = snapshot(app, world.account)
-    body = problem(api.post(f"/api/v1/accounts/{number}/reactivate", REASON), 409, "invalid-transition")
+    body = problem(api.post(f"/api/v1/accounts/{number}/reactivate", PAID), 409, "invalid-transition")
     assert body["current_status"] == "active"
     body = problem(api.post(f"/api/v1/accounts/{number}/suspend", {"reason_category": "mood", "reason_note": ""}),
                    422, "validation")

@@ -293,7 +293,7 @@ def test_suspend_try_everything_reactivate_and_every_row_is_as_it_was(ctx, clien
     try_listings_profile_social_and_booking(world, f, feeds)
     assert outbox_since(mark) == []  # no survey, no reminder, no alert while suspended
 
-    suspension.reactivate(person(world.admin), world.account, "non_payment", "Paid in full.", now=BACK_AT)
+    suspension.reactivate(person(world.admin), world.account, "paid", "Paid in full.", now=BACK_AT)
     reactivated = last_email_id()
     assert jobs.send_campaigns(now=BACK_AT)["sent"] == 2  # the backlog, once
     summaries = jobs.poll_social_feeds(now=BACK_AT)["summaries"]

@@ -40,7 +40,8 @@ def rows(app):
 def set_status(app, world, action):
     with app.app_context():
         change = suspension.suspend if action == "suspend" else suspension.reactivate
-        change(db.session.get(User, world.admin.id), world.account, "non_payment", "Overdue.")
+        change(db.session.get(User, world.admin.id), world.account,
+               "non_payment" if action == "suspend" else "paid", "Overdue." if action == "suspend" else "Paid.")
         db.session.remove()
 
 

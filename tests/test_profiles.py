@@ -42,7 +42,8 @@ def rows(app):
 def set_status(app, world, action, account=None):
     with app.app_context():
         change = {"suspend": suspension.suspend, "reactivate": suspension.reactivate}[action]
-        change(db.session.get(User, world.admin.id), account or world.account, "non_payment", "Overdue.")
+        change(db.session.get(User, world.admin.id), account or world.account,
+               "non_payment" if action == "suspend" else "paid", "Overdue." if action == "suspend" else "Paid.")
         db.session.remove()
 
 

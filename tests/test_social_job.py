@@ -268,7 +268,7 @@ def _suspend(world, at):
 
 
 def _reactivate(world, at):
-    suspension.reactivate(_user(world.admin.id), world.account, "non_payment", "Dues paid", now=at)
+    suspension.reactivate(_user(world.admin.id), world.account, "paid", "Dues paid", now=at)
 
 
 def test_posts_keep_arriving_while_suspended_and_one_summary_follows_reactivation(ctx, world, feeds, make):

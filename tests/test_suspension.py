@@ -72,7 +72,7 @@ def test_a_limited_account_can_be_suspended_and_reactivated(ctx, world, make):
     limited = make.account(status="limited")
     admin = user(world.admin)
     assert suspension.suspend(admin, limited, "non_payment", NOTE).status == "suspended"
-    assert suspension.reactivate(admin, limited, "non_payment", "Paid in full.").status == "active"
+    assert suspension.reactivate(admin, limited, "paid", "Paid in full.").status == "active"
 
 
 @pytest.mark.parametrize("category, note, field", [
@@ -247,7 +247,7 @@ def test_reactivation_restores_users_settings_and_features_exactly(app, world, m
     assert auth.post("/reservations", {"starts_at": "2030-01-01T19:00", "party_size": "2"}).status_code == 422
     with app.app_context():
         assert snapshot(world.account)["reservations"] == before["reservations"]
-        suspension.reactivate(db.session.get(User, world.admin.id), world.account, "non_payment", "Paid.")
+        suspension.reactivate(db.session.get(User, world.admin.id), world.account, "paid", "Paid.")
         db.session.remove()
         after = snapshot(world.account)
     manager_row = [c.name for c in User.__table__.columns].index("last_login_at")

@@ -224,7 +224,7 @@ def test_undo_reactivates_what_the_run_still_holds(ctx, town):
     admin = _user(town, "admin")
     run = _cleanup(town)
     runs.process_run(run.id, worker_name="test", poll=0)
-    suspension.reactivate(admin, town["owing"], "non_payment", "Paid by phone")
+    suspension.reactivate(admin, town["owing"], "paid", "Paid by phone")
     undo = sweeps.start_undo(admin, run.id, "other", "Rules were too strict")
     report = runs.process_run(undo.id, worker_name="test", poll=0)
     assert (report["changed"], report["kind"]) == (2, "undo")

@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from portal.api.auth import SUPER_ADMIN, current_actor, rate_limited, token_required
 from portal.api.schemas import (AccountListQuerySchema, AccountListSchema, AccountSchema, CancelledSchema,
-                                CancelSchema, ExemptionSchema, LiftSchema, ReasonSchema, ShiftSchema,
-                                TimelineQuerySchema, TimelineSchema)
+                                CancelSchema, ExemptionSchema, LiftSchema, ReactivationReasonSchema, ReasonSchema,
+                                ShiftSchema, TimelineQuerySchema, TimelineSchema)
 from portal.domain import account_search, audit, exemptions, suspension
 from portal.domain.accounts import get_account
 from portal.domain.cancellations.cancelling import cancel_account
@@ -159,7 +159,7 @@ def suspend(body, number):
 
 @blp.route("/<number>/reactivate", methods=["POST"])
 @token_required("accounts:write", SUPER_ADMIN)
-@blp.arguments(ReasonSchema)
+@blp.arguments(ReactivationReasonSchema)
 @blp.response(200, AccountSchema)
 def reactivate(body, number):
     """Reactivate a suspended or limited account with a reason: everything is as it was."""

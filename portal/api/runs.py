@@ -10,6 +10,7 @@ from portal.domain import sweeps
 from portal.domain.gate import REASONS
 from portal.domain.parsing import ID_MAX
 from portal.domain.runs import BY_RULE
+from portal.domain.suspension import REACTIVATION_REASONS
 
 blp = rate_limited(Blueprint("api_runs", __name__, url_prefix="/api/v1/runs",
                              description="Sweep runs: the rules' dry run, clean-ups, progress and reports, undo."))
@@ -64,7 +65,7 @@ class CleanupInSchema(Strict):
 
 class UndoInSchema(Strict):
     reason_category = fields.String(required=True, validate=validate.Length(max=30),
-                                    metadata={"description": "One of: " + ", ".join(REASONS)})
+                                    metadata={"description": "One of: " + ", ".join(REACTIVATION_REASONS)})
     reason_note = text(required=True, max_length=2000)
 
 

@@ -11,6 +11,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, valida
 
 from portal.domain.account_search import PAGE_SIZES, Q_MAX, SORTS
 from portal.domain.gate import REASONS, STATE_LABELS, STATES
+from portal.domain.suspension import REACTIVATION_REASONS
 from portal.domain.money import MAX_CENTS
 from portal.domain.parsing import ID_MAX, bad_character, text_problem
 
@@ -188,6 +189,13 @@ class TimelineQuerySchema(Strict):
 class ReasonSchema(Strict):
     reason_category = fields.String(required=True, validate=validate.Length(max=30),
                                     metadata={"description": "One of: " + ", ".join(REASONS)})
+    reason_note = text(required=True, max_length=2000, metadata={"description": "Why (up to 500 characters)"})
+    expected_version = version()
+
+
+class ReactivationReasonSchema(Strict):
+    reason_category = fields.String(required=True, validate=validate.Length(max=30),
+                                    metadata={"description": "One of: " + ", ".join(REACTIVATION_REASONS)})
     reason_note = text(required=True, max_length=2000, metadata={"description": "Why (up to 500 characters)"})
     expected_version = version()
 

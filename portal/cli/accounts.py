@@ -24,19 +24,24 @@ def _change(action, number_or_id, reason, note, actor_email, as_of=None):
     click.echo(f"Account {changed.number} ({changed.name}): {STATE_LABELS[before]} -> {STATE_LABELS[changed.status]}.")
 
 
-_options = [
-    click.argument("number_or_id"),
-    click.option("--reason", "reason", required=True, help=f"Reason category: {', '.join(REASONS)}."),
-    click.option("--note", required=True, help=f"Why, up to {suspension.NOTE_MAX} characters."),
-    click.option("--as", "actor_email", required=True, metavar="EMAIL", help="The super admin acting."),
-    click.option("--as-of", "as_of", default=None, metavar="DATE", help="The day taken as today (default today)."),
-]
+def _options(reasons):
+    return [
+        click.argument("number_or_id"),
+        click.option("--reason", "reason", required=True, help=f"Reason category: {', '.join(reasons)}."),
+        click.option("--note", required=True, help=f"Why, up to {suspension.NOTE_MAX} characters."),
+        click.option("--as", "actor_email", required=True, metavar="EMAIL", help="The super admin acting."),
+        click.option("--as-of", "as_of", default=None, metavar="DATE", help="The day taken as today (default today)."),
+    ]
 
 
-def _with_options(command):
-    for option in reversed(_options):
+def _with_options(command, reasons=REASONS):
+    for option in reversed(_options(reasons)):
         command = option(command)
     return command
+
+
+def _with_reactivation_options(command):
+    return _with_options(command, suspension.REACTIVATION_REASONS)
 
 
 @account.command("suspend")
@@ -48,7 +53,7 @@ def suspend_command(number_or_id, reason, note, actor_email, as_of):
 
 
 @account.command("reactivate")
-@_with_options
+@_with_reactivation_options
 @with_appcontext
 def reactivate_command(number_or_id, reason, note, actor_email, as_of):
     """Reactivate a suspended or limited account (by number or id) with a reason."""

@@ -11,6 +11,7 @@ from portal.domain import runs, sweeps
 from portal.domain.errors import DomainError
 from portal.domain.gate import REASONS
 from portal.domain.runs import pace
+from portal.domain.suspension import REACTIVATION_REASONS
 from portal.extensions import db
 
 sweep = click.Group("sweep", help="Preview, run, follow, pause, resume, cancel and undo sweeps and other runs "
@@ -112,7 +113,8 @@ def follow_command(run_id):
 
 @sweep.command("undo")
 @click.argument("run_id")
-@click.option("--reason", "reason_category", type=click.Choice(list(REASONS)), required=True)
+@click.option("--reason", "reason_category", type=click.Choice(list(REACTIVATION_REASONS)), required=True,
+              help="Why the accounts get their service back.")
 @click.option("--note", required=True, help="Why the run is undone.")
 @click.option("--wait/--no-wait", default=True, show_default=True)
 @with_appcontext

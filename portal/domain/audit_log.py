@@ -16,7 +16,7 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import and_, select, text
 
 from portal.domain.audit_actors import resolve_actor
-from portal.domain.gate import REASONS
+from portal.domain.suspension import REASON_LABELS
 from portal.domain.parsing import InvalidValue, clean_text, iso_date, record_id
 from portal.extensions import db
 from portal.models import Account, AuditEvent, SweepRun
@@ -141,7 +141,7 @@ def parse_filters(args):
         f.problems["action"] = "That is not an action; choose one of the listed actions."
         f.action = ""
     f.reason = (args.get("reason") or "").strip()
-    if f.reason and f.reason not in REASONS:
+    if f.reason and f.reason not in REASON_LABELS:
         f.problems["reason"] = "Choose one of the listed reasons."
         f.reason = ""
     f.date_from, f.date_to = _day(f, args, "date_from"), _day(f, args, "date_to")

@@ -43,6 +43,11 @@ class Preview:
     selection: dict
     filters: object = None
 
+    @property
+    def needs_typed_count(self):
+        """More accounts than the clean-up's threshold: the count must be typed to confirm, as for a clean-up."""
+        return needs_typed_count(self.count)
+
 
 @dataclass
 class Outcome:
@@ -70,6 +75,38 @@ class Outcome:
             reasons = ", ".join(f"{count:,} {reason}" for reason, count in self.skip_reasons.items())
             text += f"; left {self.skipped:,} alone ({reasons})"
         return text + "."
+
+
+def typed_count_threshold():
+    """Above this many accounts a bulk change, like a clean-up, is confirmed by typing the count."""
+    return int(current_app.config["CLEANUP_CONFIRM_THRESHOLD"])
+
+
+def needs_typed_count(count):
+    """True when a change of `count` accounts must be confirmed by typing the count."""
+    return count > typed_count_threshold()
+
+
+def check_typed_count(count, typed, action):
+    """Refuse a change of more than the threshold's accounts unless `typed` is exactly its count (commas allowed).
+
+    Args:
+        count: how many accounts the change applies to now.
+        typed: what the admin typed (None or "" when the form had no such field).
+        action: suspend | reactivate (for the message).
+
+    Raises:
+        ValidationFailed: field_errors["confirm_count"] says what to type.
+    """
+    if not needs_typed_count(count):
+        return
+    raw = str(typed if typed is not None else "").strip().replace(",", "")
+    verb = "suspended" if action == "suspend" else "reactivated"
+    if not raw:
+        raise ValidationFailed({"confirm_count": f"{count:,} accounts would be {verb}. Type {count} to confirm."})
+    if raw != str(count):
+        raise ValidationFailed({"confirm_count": f"That doesn't match: {count:,} accounts would be {verb} now. "
+                                                 f"Type {count} to confirm."})
 
 
 def _check(actor, action):
@@ -138,26 +175,30 @@ def _skip_reason(action, status, exempt):
     return None
 
 
-def apply(actor, action, scope, ids, filter_args, reason_category, reason_note, now=None):
+def apply(actor, action, scope, ids, filter_args, reason_category, reason_note, now=None, confirm_count=None):
     """Suspend or reactivate the selected accounts with one reason.
 
     Args:
         actor: the super admin.
         action, scope, ids, filter_args: as for preview().
-        reason_category: one of gate.REASONS.
+        reason_category: one of suspension.reasons_for(action).
         reason_note: why, up to suspension.NOTE_MAX characters.
         now: the time of the changes (default now).
+        confirm_count: the count the admin typed; required when the selection holds more than the clean-up's
+            threshold (CLEANUP_CONFIRM_THRESHOLD) accounts, and it must equal their number now.
 
     Returns:
         Outcome: the accounts changed and the others by reason, with the run that records them; or, for a large
         selection, the run queued (queued=True).
 
     Raises:
-        PermissionDenied, ValidationFailed: as for preview(), or a missing/invalid reason.
+        PermissionDenied, ValidationFailed: as for preview(), a missing/invalid reason, or the typed count
+            missing or not the selection's count (nothing is changed or queued).
     """
     _check(actor, action)
-    category, note = suspension.validate_reason(reason_category, reason_note)
+    category, note = suspension.validate_reason(reason_category, reason_note, action)
     plan = preview(actor, action, scope, ids, filter_args)
+    check_typed_count(plan.count, confirm_count, action)
     if plan.asynchronous:
         run = runs.start_run(actor, "bulk", action, plan.selection, category, note, now=now, total=plan.count)
         return Outcome(action, run_id=run.id, queued=True)

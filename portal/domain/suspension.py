@@ -17,6 +17,23 @@ from portal.timeutil import utcnow
 
 NOTE_MAX = 500
 
+# Why an account is given back its service: reactivation and the undo of a run have their own reasons,
+# not the suspension's ("inactivity" is no reason to reactivate). Stored in the same reason_category
+# columns (30 characters). customer_request is in both sets: a pause at the customer's request ends with it.
+REACTIVATION_REASONS = {
+    "paid": "Paid",
+    "resolved": "Resolved",
+    "suspended_in_error": "Suspended in error",
+    "customer_request": "Customer request",
+    "other": "Other",
+}
+REASON_LABELS = {**REASONS, **REACTIVATION_REASONS}  # every stored reason, for the pages that show one
+
+
+def reasons_for(action):
+    """Return the reasons an action may give: REACTIVATION_REASONS for reactivate, else gate.REASONS."""
+    return REACTIVATION_REASONS if action == "reactivate" else REASONS
+
 # Which stored states each action may start from, and where it leads.
 TRANSITIONS = {
     "suspend": (("active", "limited"), "suspended"),
@@ -29,12 +46,14 @@ def actions_for(account):
     return tuple(action for action, (sources, _target) in TRANSITIONS.items() if account.status in sources)
 
 
-def validate_reason(category, note):
+def validate_reason(category, note, action="suspend"):
     """Return (category, note) cleaned.
 
     Args:
-        category: one of gate.REASONS (surrounding spaces ignored).
+        category: one of reasons_for(action) (surrounding spaces ignored).
         note: why, 1..NOTE_MAX characters once trimmed.
+        action: "reactivate" for a reactivation or an undo (REACTIVATION_REASONS); anything else takes
+            the suspension's reasons (gate.REASONS: suspend, cancel, shift, lift, write-off).
 
     Raises:
         ValidationFailed: field_errors names reason_category and/or reason_note.
@@ -44,8 +63,11 @@ def validate_reason(category, note):
     note = (note or "").strip()
     if not category:
         errors["reason_category"] = "Choose a reason."
-    elif category not in REASONS:
+    elif category not in reasons_for(action):
         errors["reason_category"] = "Choose one of the listed reasons."
+        if action == "reactivate":  # most likely a suspension's reason given to a reactivation: say which will do
+            listed = ", ".join(label.lower() for label in REACTIVATION_REASONS.values())
+            errors["reason_category"] = f"Choose one of the listed reasons for a reactivation: {listed}."
     if not note:
         errors["reason_note"] = "Write a short note explaining the reason."
     elif len(note) > NOTE_MAX:
@@ -119,7 +141,7 @@ def _status_values(action, category, note, now):
 def _change_status(actor, action, account_id, reason_category, reason_note, expected_version, now):
     """Check, compare-and-set the status and write the audit event; return (account, category, note)."""
     account = _load_for_change(actor, action, account_id, expected_version)
-    category, note = validate_reason(reason_category, reason_note)
+    category, note = validate_reason(reason_category, reason_note, action)
     _check_transition(account, action)
     if action == "suspend" and category == "customer_request":
         refuse_if_unpaid(account, "be suspended at the customer's request")
@@ -190,7 +212,7 @@ def reactivate(actor, account_id, reason_category, reason_note, expected_version
     Args:
         actor: the super admin acting (a User).
         account_id: the account to reactivate.
-        reason_category: one of gate.REASONS.
+        reason_category: one of REACTIVATION_REASONS.
         reason_note: why, up to 500 characters.
         expected_version: the account version the actor saw; a stale form is refused (None: no check).
         now: the time of the action (default now).
@@ -201,7 +223,7 @@ def reactivate(actor, account_id, reason_category, reason_note, expected_version
     Raises:
         AccountNotFound: no such account.
         PermissionDenied: the actor is not a super admin.
-        ValidationFailed: missing or unknown reason, note missing or too long.
+        ValidationFailed: missing reason or not a reactivation reason, note missing or too long.
         InvalidTransition: the account is not suspended or limited (e.g. active or cancelled).
         Conflict: the account changed since expected_version, or another admin changed it at the same moment.
     """

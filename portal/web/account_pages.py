@@ -66,6 +66,7 @@ def _dialog(account, block, status=200, form=None, errors=None, form_error=None,
     actions = suspension.actions_for(account)
     return render("accounts/_status_dialog.html", block=block, status=status, account=account,
                   actions=actions, form=form, errors=errors or {},
+                  reason_sets={action: suspension.reasons_for(action) for action in actions},
                   form_error=form_error, next_url=next_url, note_max=suspension.NOTE_MAX,
                   back_url=next_url or url_for("accounts.detail", account_id=account.id),
                   as_dialog=is_fragment_request(), version=version or account.version,
@@ -110,8 +111,8 @@ def _change(account_id, action):
     form = {key: request.form.get(key, "") for key in ("reason_category", "reason_note", "version", "next")}
     form["confirm"] = bool(request.form.get("confirm"))
     try:
-        if not form["confirm"]:
-            raise ValidationFailed(dict(_reason_errors(form), confirm="Tick the box to confirm this change."))
+        if action == "suspend" and not form["confirm"]:  # only the destructive change asks for the tick
+            raise ValidationFailed(dict(_reason_errors(form, action), confirm="Tick the box to confirm this change."))
         account = CHANGES[action](current_user._get_current_object(), account_id, form["reason_category"],
                                   form["reason_note"], expected_version=form["version"])
     except ValidationFailed as exc:
@@ -122,9 +123,9 @@ def _change(account_id, action):
     return _changed(account, action, form["next"])
 
 
-def _reason_errors(form):
+def _reason_errors(form, action):
     try:
-        suspension.validate_reason(form["reason_category"], form["reason_note"])
+        suspension.validate_reason(form["reason_category"], form["reason_note"], action)
     except ValidationFailed as exc:
         return exc.field_errors
     return {}

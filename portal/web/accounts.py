@@ -136,12 +136,11 @@ def bulk_confirm():
 def bulk_apply():
     """Suspend or reactivate the selected accounts with one reason: inline when few, as a run when many."""
     form = _selection_form()
-    form.update(reason_category=request.form.get("reason_category", ""),
-                reason_note=request.form.get("reason_note", ""))
+    form.update({key: request.form.get(key, "") for key in ("reason_category", "reason_note", "confirm_count")})
     actor = current_user._get_current_object()
     try:
         outcome = bulk.apply(actor, form["action"], form["scope"], form["ids"], form["filter"],
-                             form["reason_category"], form["reason_note"])
+                             form["reason_category"], form["reason_note"], confirm_count=form["confirm_count"])
     except ValidationFailed as exc:
         return _apply_refused(actor, form, exc)
     if outcome.queued:

@@ -3,7 +3,7 @@ from flask import Blueprint, abort, request, url_for
 from flask_login import current_user
 
 from portal.domain import audit_log
-from portal.domain.gate import REASONS
+from portal.domain.suspension import REASON_LABELS
 from portal.web.access import STAFF, SUPER_ADMIN, roles_required
 from portal.web.csv_download import csv_download
 from portal.web.helpers import render
@@ -22,7 +22,7 @@ def index():
         actions = sorted(actions + [f.action])  # asked for by a link before any such event: kept, lists none
     return render("audit_log/index.html", block="audit_log", status=422 if f.problems else 200,
                   filters=f, rows=rows, actions=actions, action_groups=audit_log.action_groups(actions),
-                  reasons_all=REASONS,
+                  reasons_all=REASON_LABELS,
                   action_label=audit_log.action_label, run_kinds=audit_log.run_kinds(r[0].actor_run_id for r in rows),
                   can_open_runs=current_user.role in SUPER_ADMIN,
                   next_url=url_for("audit_log.index", **f.args(after)) if after else None,

@@ -5,6 +5,7 @@ from jinja2_fragments.flask import render_block
 
 from portal.domain.gate import REASONS, STATE_LABELS, banner_for
 from portal.domain.money import dollars
+from portal.domain.suspension import REASON_LABELS, reasons_for
 from portal.web import words
 from portal.web.safe_next import safe_next
 
@@ -80,14 +81,15 @@ CUSTOMER_NAV = [
 
 def _page_context():
     if not has_request_context():  # emails rendered by jobs and CLI commands
-        return {"state_labels": STATE_LABELS, "reasons": REASONS,
+        return {"state_labels": STATE_LABELS, "reasons": REASONS, "reason_labels": REASON_LABELS,
                 "billing_contact": current_app.config["BILLING_CONTACT"]}
     user = current_user if current_user.is_authenticated else None
     account = user.account if user is not None and not user.is_staff else None
     return {
         "suspension_banner": banner_for(user, account) if user is not None else None,
         "state_labels": STATE_LABELS,
-        "reasons": REASONS,
+        "reasons": REASONS,  # the suspension's reasons (choices); reason_labels names every stored reason
+        "reason_labels": REASON_LABELS,
         "billing_contact": current_app.config["BILLING_CONTACT"],
         "staff_nav": [item for item in STAFF_NAV if item["endpoint"] in current_app.view_functions],
         "customer_nav": [item for item in CUSTOMER_NAV if item["endpoint"] in current_app.view_functions],
@@ -123,6 +125,7 @@ def init_app(app):
     app.before_request(refuse_nul_bytes)
     app.context_processor(_page_context)
     app.add_template_global(safe_next, "safe_next")
+    app.add_template_global(reasons_for, "reasons_for")  # the reason choices of an action (reactivate has its own)
     app.add_template_filter(money, "money")
     words.init_app(app)  # count, plural and dt (times in the display zone)
     app.add_template_global(may_open, "may_open")

@@ -177,7 +177,7 @@ def start_run(actor, kind, action, selection, reason_category, reason_note, as_o
     _require_permission(actor)
     if kind not in KINDS or action not in RUN_ACTIONS:
         raise ValidationFailed({"kind": "Unknown kind of run."})
-    category, note = validate_run_reason(reason_category, reason_note, selection)
+    category, note = validate_run_reason(reason_category, reason_note, selection, action)
     now = now or utcnow()
     as_of = as_of or now
     selection_clause(selection, as_of)  # refuse a bad selection before anything is stored
@@ -214,11 +214,12 @@ def start_run(actor, kind, action, selection, reason_category, reason_note, as_o
     return run
 
 
-def validate_run_reason(category, note, selection):
-    """A reason of gate.REASONS, or BY_RULE for a rules run (non-payment or inactivity per account)."""
+def validate_run_reason(category, note, selection, action="suspend"):
+    """A reason for the action (suspension.reasons_for: a reactivating run, bulk or undo, has its own), or BY_RULE
+    for a rules run (non-payment or inactivity per account)."""
     if category == BY_RULE and isinstance(selection, dict) and selection.get("type") == "rules":
         return BY_RULE, validate_reason("other", note)[1]
-    return validate_reason(category, note)
+    return validate_reason(category, note, action)
 
 
 def _require_permission(actor):
