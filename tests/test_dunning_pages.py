@@ -150,7 +150,7 @@ def test_deleting_a_class_asks_first_and_is_refused_while_accounts_use_it(app, w
     assert ("data-autoopen" in ask) is htmx and "1 account uses this class" in ask
     before = state(app, world.account)
     refused = auth.post(f"/classes/{standard}/delete", htmx=htmx)
-    assert refused.status_code == 409 and "1 account use the class" in refused.get_data(as_text=True)
+    assert refused.status_code == 409 and "1 account uses the class" in refused.get_data(as_text=True)
     assert state(app, world.account) == before
     unused = make.customer_class("Spare")
     ask = client.get(f"/classes/{unused}/delete").get_data(as_text=True)
