@@ -97,8 +97,8 @@ def filter_clause(f, with_status=True, walking=False):
     Args:
         f: Filters from parse_filters.
         with_status: False to leave the status filter out (the counts by status).
-        walking: the same set, written for rows a walk of the list's order reads anyway (the search's index
-            lookup left out; see words.matching).
+        walking: the same set, written to test rows read another way (a walk of the list's order, or the ids
+            an index found): the search's own index lookup is left out (see words.matching).
     """
     parts = [clause for _name, clause in narrowing(f)]
     if f.q:

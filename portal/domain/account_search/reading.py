@@ -29,7 +29,7 @@ def read(f, sort, pos, asc, limit, seen=None):
     if rare_status_walk(f, sort, extra):
         restrict, index = and_(restrict, text(RARE_STATUS_SQL)), "ix_accounts_rare_status_name"
     if ids is not None:
-        return by_ids(ids, sort, clause, pos, asc, limit), None
+        return by_ids(ids, sort, filter_clause(f, walking=True), pos, asc, limit), None
     narrowed = f.narrowed
     bound = (seen or 0) + limit
     matches = count_upto(clause, bound) if narrowed else None
