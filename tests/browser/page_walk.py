@@ -130,20 +130,27 @@ def visit_pages(page, urls, check):
                 dialogs_seen.add(kind)
                 hrefs.append(href)
         for href in hrefs:
-            _open(page, url)
             page.locator(f'{DIALOG_LINKS}[hx-get="{href}"]').first.click()
             page.locator("#dialog-slot dialog[open]").wait_for()
-            page.wait_for_load_state("networkidle")
+            settle(page)
             label = f"{url} → dialog {href}"
             check(page, label)
             checked.append(label)
+            page.keyboard.press("Escape")  # closes it (portal.js removes it): the page is as it was for the next
+            page.locator("dialog[open]").wait_for(state="detached")
     return checked
+
+
+def settle(page):
+    """Wait until the page has loaded and htmx has no request or swap under way (the panels a page loads)."""
+    page.wait_for_load_state("load")
+    page.wait_for_function("() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
 
 
 def _open(page, url):
     """Go to url; return whether it is a full page of the portal (not a fragment, a file or a refusal)."""
     response = page.goto(url)
-    page.wait_for_load_state("networkidle")
+    settle(page)
     if response is None or response.status >= 400 or "text/html" not in response.headers.get("content-type", ""):
         return False
     return urlsplit(page.url).path != "/login" and page.locator("main#main").count() == 1
@@ -159,7 +166,7 @@ def open_bulk_dialogs(page, check):
         boxes.nth(1).check()
         page.locator(button).click()
         page.locator("#dialog-slot dialog[open]").wait_for()
-        page.wait_for_load_state("networkidle")
+        settle(page)
         label = f"/accounts → bulk dialog {button}"
         check(page, label)
         checked.append(label)

@@ -47,9 +47,14 @@ OVERFLOW = """() => {
   if (page > window.innerWidth) found.push(`the page is ${page}px wide`);
   for (const el of document.querySelectorAll('body *')) {
     const box = el.getBoundingClientRect();
-    if (box.width === 0 || box.height === 0 || box.right <= width + 1 || !el.checkVisibility()) continue;
+    // its box, or its own text running out of a box that does not clip it (a long unbroken word)
+    const ownText = [...el.childNodes].some((n) => n.nodeType === Node.TEXT_NODE && n.textContent.trim());
+    const spills = ownText && !el.matches('select, input, textarea, button') &&
+      getComputedStyle(el).overflowX === 'visible';
+    const right = spills ? Math.max(box.right, box.left + el.scrollWidth) : box.right;
+    if (box.width === 0 || box.height === 0 || right <= width + 1 || !el.checkVisibility()) continue;
     if (found.some((f) => f.el && f.el.contains(el)) || contained(el)) continue;
-    found.push({el, text: `${name(el)} reaches ${Math.round(box.right)}px`});
+    found.push({el, text: `${name(el)} reaches ${Math.round(right)}px`});
   }
   return found.map((f) => f.text || f);
 }"""
@@ -77,6 +82,20 @@ def test_every_page_and_dialog_fits_a_phone(app, make, page, who):
     checked = page_walk.visit_pages(page, urls, check)
     if who == "super_admin":
         checked += page_walk.open_bulk_dialogs(page, check)
-    assert len(checked) >= 3, f"only {checked} were pages"
+    assert len(checked) >= 2, f"only {checked} were pages"  # a user has the reservations
     assert not problems, f"{len(problems)} of {len(checked)} pages or dialogs scroll sideways at 390px:\n" + \
         "\n".join(problems)
+
+
+def test_the_width_check_names_what_is_too_wide(app, make, page):
+    """The check can fail: an element wider than the phone, outside any scroll box, is named."""
+    world = page_walk.build_world(app, make)
+    page.set_viewport_size(PHONE)
+    browser_login(page, world.admin.email)
+    page.goto("/rules")
+    page.evaluate("() => { const d = document.createElement('div'); d.className = 'too-wide';"
+                  " d.textContent = 'x'.repeat(80); d.style.whiteSpace = 'nowrap';"
+                  " document.querySelector('main').append(d); }")
+    problems = []
+    check_width(page, "/rules", problems)
+    assert problems and "div.too-wide reaches" in problems[0] and "the page is" in problems[0], problems
