@@ -14,7 +14,8 @@ private Redis, the API's per-token limit raised (PORTAL_API_RATE_LIMIT) so it me
    named, a new Idempotency-Key each); 100 of each first, not counted. p50/p95/p99 of the portal's own time (its
    Server-Timing header) and of the round trip. Targets: GET p95 < 15 ms, payment p95 < 30 ms.
 2. CPU per request, in this process (Flask's test client, no HTTP): --samples / 2 of each, the thread's CPU time
-   (time.thread_time) and wall time of each. The machine is shared by several engineers' tests and benchmarks; CPU
+   (time.thread_time) and wall time of each, and the SQL statements each sent (counted with SQLAlchemy's
+   before_cursor_execute; min / median / max, and the statements of the last one of each kind). The machine is shared by several engineers' tests and benchmarks; CPU
    time shows what a request costs whatever else runs, wall time what it waited besides.
 3. Throughput: --clients threads, each its own kept-alive connection, no think time, for --seconds: GETs, then
    payment pushes. Requests/s, errors, p95 of the round trip and of the server time under that load.
@@ -171,6 +172,15 @@ def in_process(url, redis_url, token, numbers, targets):
                       "REDIS_URL": redis_url, "RATELIMIT_STORAGE_URI": redis_url})
     client = app.test_client()
     headers = {"Authorization": f"Bearer {token}"}
+    from sqlalchemy import event
+
+    with app.app_context():
+        from portal.extensions import db
+
+        engine = db.engine
+    sent = []
+    event.listen(engine, "before_cursor_execute",
+                 lambda _conn, _cursor, statement, *_rest: sent.append(" ".join(statement.split())[:100]))
 
     def get(number):
         return client.get(f"/api/v1/accounts/{number}", headers=headers).status_code == 200
@@ -182,15 +192,17 @@ def in_process(url, redis_url, token, numbers, targets):
 
     result = {}
     for kind, call, items in (("GET account", get, numbers), ("payment push", pay, targets)):
-        cpu, wall = [], []
+        cpu, wall, counts = [], [], []
         for index, item in enumerate(items):
+            sent.clear()
             started, started_cpu = time.perf_counter(), time.thread_time()
             if not call(item):
                 raise RuntimeError(f"{kind} failed for {item}")
             if index >= WARMUP // 2:
                 cpu.append((time.thread_time() - started_cpu) * 1000)
                 wall.append((time.perf_counter() - started) * 1000)
-        result[kind] = (sorted(cpu), sorted(wall))
+                counts.append(len(sent))
+        result[kind] = (sorted(cpu), sorted(wall), sorted(counts), list(sent))
     with app.app_context():
         from portal.extensions import db
 
@@ -230,10 +242,14 @@ def bench_database(db_name, url, args, redis_url):
                                     args.seconds)
         describe(f"payment push, {args.clients} clients", recorder, rate)
     half = args.samples // 2 + WARMUP // 2
-    for kind, (cpu, wall) in in_process(url, redis_url, token, numbers[:half], targets[-half:]).items():
+    for kind, (cpu, wall, counts, last) in in_process(url, redis_url, token, numbers[:half], targets[-half:]).items():
         say(f"  {kind + ', in process':<28} n={len(cpu):>6,}  CPU p50/p95/p99 {percentile(cpu, .5):6.2f} / "
             f"{percentile(cpu, .95):6.2f} / {percentile(cpu, .99):6.2f} ms   wall p50/p95 {percentile(wall, .5):6.2f} / "
-            f"{percentile(wall, .95):6.2f} ms")
+            f"{percentile(wall, .95):6.2f} ms   SQL statements min/median/max {counts[0]} / "
+            f"{counts[len(counts) // 2]} / {counts[-1]}")
+        if args.show_statements:
+            for statement in last:
+                say(f"      {statement}")
     say(f"  load average after {load_average()}")
 
 
@@ -248,6 +264,8 @@ def main(argv=None):
     parser.add_argument("--data-dir", default=os.environ.get("BENCH_API_DIR", "/tmp/portal-bench-api"))
     parser.add_argument("--keep-cluster", action="store_true", help="leave the PostgreSQL cluster running")
     parser.add_argument("--seed-only", action="store_true", help="seed the databases, measure nothing")
+    parser.add_argument("--show-statements", action="store_true",
+                        help="print the SQL statements of the last in-process request of each kind")
     args = parser.parse_args(argv)
     os.makedirs(args.data_dir, exist_ok=True)
     say(f"bench_api: {args.accounts:,} accounts, {datetime.now():%Y-%m-%d %H:%M}, {os.cpu_count()} CPUs, "

@@ -1,14 +1,18 @@
 """Billing pushes on both databases: invoices and payments under an Idempotency-Key (the same key and body
 answers the first answer and writes nothing; another body is refused), a payment that clears a non-payment
 restriction in the same request, write-offs, and refusals that change nothing."""
+import json
+import threading
+import time
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from portal.api import idempotency
+from portal.domain.billing import ledger
 from portal.extensions import db
-from portal.models import Account, AuditEvent, IdempotencyKey, Invoice, Payment
+from portal.models import Account, AuditEvent, IdempotencyKey, Invoice, Payment, User
 from portal.timeutil import utcnow
 from tests.api_support import Api, make_token, number_of, problem
 from tests.test_api_accounts import overdue
@@ -104,28 +108,118 @@ def test_a_write_off_needs_an_open_invoice_and_a_reason(app, api, world, make):
 
 
 def test_two_pushes_with_one_key_at_the_same_moment_write_once(app, api, world, monkeypatch):
-    """The second request looked before the first committed (its lookup found nothing), so only the database's
-    unique (token, key) stops it: its payment is rolled back with its key, and it answers the first answer.
-    Seen to fail (two payments, then a 500) with the key written after the push instead of in its transaction."""
+    """The second push arrives while the first is inside its transaction (its key claimed, its payment not yet
+    committed): it waits at its key's INSERT until the first commits, then answers the first answer and writes
+    nothing. Seen to fail with the key's INSERT ... ON CONFLICT replaced by a plain INSERT (the second answered
+    500 with a unique violation)."""
     number = number_of(app, world.account)
     body = {"amount_cents": 700}
-    first = api.post(f"/api/v1/accounts/{number}/payments", body, key="race")
-    assert first.status_code == 201
-    looked = []
-    real = idempotency._stored
+    first_in, second_sent, answers = threading.Event(), threading.Event(), {}
+    real = ledger.record_payment
 
-    def stale_lookup(token_id, key):
-        looked.append(key)
-        return None if len(looked) == 1 else real(token_id, key)
+    def slow_first(*args, **kwargs):  # the first push, its key claimed, waits for the second to be sent
+        if not first_in.is_set():
+            first_in.set()
+            second_sent.wait(10)
+            time.sleep(0.5)  # the second one is now at its key's INSERT, waiting for this transaction
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(idempotency, "_stored", stale_lookup)
-    second = api.post(f"/api/v1/accounts/{number}/payments", body, key="race")
-    assert len(looked) == 2  # the stale look, then the look after the refused commit
-    assert second.status_code == 201 and second.get_json() == first.get_json()
-    assert second.headers["Idempotent-Replayed"] == "true"
+    monkeypatch.setattr(ledger, "record_payment", slow_first)
+
+    def send(name):
+        answers[name] = Api(app.test_client(), api.token).post(f"/api/v1/accounts/{number}/payments", body,
+                                                               key="race")
+
+    first = threading.Thread(target=send, args=("first",))
+    first.start()
+    assert first_in.wait(30)  # the first is in its transaction, waiting for the second to be sent
+    second_sent.set()
+    send("second")
+    first.join(30)
+    assert answers["first"].status_code == 201, answers["first"].get_data(as_text=True)
+    assert answers["first"].headers.get("Idempotent-Replayed") is None
+    assert answers["second"].status_code == 201, answers["second"].get_data(as_text=True)
+    assert answers["second"].headers["Idempotent-Replayed"] == "true"
+    assert answers["second"].get_json() == answers["first"].get_json()
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Payment)) == 1
         assert db.session.get(Account, world.account).credit_cents == 700
+
+
+@pytest.mark.parametrize("via", ["api", "domain"])
+def test_two_payments_at_the_same_moment_both_count(app, api, world, make, monkeypatch, via):
+    """Two payments for one account, the second sent while the first holds the account (read, not committed):
+    the second waits for the account's lock and reads what the first left, so both settle and credits add up.
+    Through the API and through ledger.record_payment itself (the page's and the command's way). Seen to fail
+    with lock_account's version bump replaced by a plain read: one payment's work was lost on PostgreSQL both
+    ways and on SQLite through the domain (through the API, SQLite's one writer lock, taken by the key's
+    INSERT, kept them apart)."""
+    make.invoice(world.account, amount_cents=1000, seq=1)
+    number = number_of(app, world.account)
+    first_in, second_sent, answers = threading.Event(), threading.Event(), {}
+    real = ledger.hold
+
+    def slow_first(*args, **kwargs):  # the first payment reads the account, then waits for the second
+        held = real(*args, **kwargs)
+        if not first_in.is_set():
+            first_in.set()
+            second_sent.wait(10)
+            time.sleep(0.5)  # the second one is now at the account's lock, waiting for this transaction
+        return held
+
+    monkeypatch.setattr(ledger, "hold", slow_first)
+
+    def send(name, cents):
+        if via == "api":
+            body = Api(app.test_client(), api.token).post(f"/api/v1/accounts/{number}/payments",
+                                                          {"amount_cents": cents}, key=name).get_json()
+            answers[name] = (body["settled"], body["credit_cents"])
+            return
+        with app.app_context():
+            outcome = ledger.record_payment(db.session.get(User, world.admin.id), world.account, cents)
+            answers[name] = ([{"seq": s, "cents": c} for s, c in outcome.settled], outcome.credit_cents)
+            db.session.remove()
+
+    first = threading.Thread(target=send, args=("first", 700))
+    first.start()
+    assert first_in.wait(30)  # the first is in its transaction, waiting for the second to be sent
+    second_sent.set()
+    send("second", 500)
+    first.join(30)
+    assert answers["first"] == ([{"seq": 1, "cents": 700}], 0)
+    assert answers["second"] == ([{"seq": 1, "cents": 300}], 200)
+    with app.app_context():
+        account = db.session.get(Account, world.account)
+        invoice = db.session.scalars(select(Invoice).where(Invoice.account_id == world.account)).one()
+        assert (account.credit_cents, account.balance_cents, invoice.paid_cents) == (200, 0, 1000)
+        assert invoice.paid_at is not None
+        assert db.session.scalar(select(func.count()).select_from(Payment)) == 2
+
+
+def test_the_answer_is_stored_with_the_payment(app, api, world, monkeypatch):
+    """A push's answer is written in its payment's transaction: no moment exists in which the key is taken
+    without its answer, and a push whose commit fails leaves neither key nor payment."""
+    number = number_of(app, world.account)
+    first = api.post(f"/api/v1/accounts/{number}/payments", {"amount_cents": 500}, key="stored")
+    with app.app_context():
+        row = db.session.scalars(select(IdempotencyKey)).one()
+        assert row.response_status == 201 and json.loads(row.response_body) == first.get_json()
+    real = ledger.record_payment
+
+    def failing_commit(*args, **kwargs):
+        def answer_then_fail(outcome):
+            kwargs["before_commit"](outcome)
+            raise RuntimeError("the database went away at the commit")
+
+        return real(*args, **dict(kwargs, before_commit=answer_then_fail))
+
+    monkeypatch.setattr(ledger, "record_payment", failing_commit)
+    before = counts(app)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    assert api.post(f"/api/v1/accounts/{number}/payments", {"amount_cents": 900}, key="lost").status_code == 500
+    assert counts(app) == before
+    monkeypatch.setattr(ledger, "record_payment", real)
+    assert api.post(f"/api/v1/accounts/{number}/payments", {"amount_cents": 900}, key="lost").status_code == 201
 
 
 def test_old_keys_are_forgotten(app, api, world):

@@ -37,18 +37,20 @@ def find_account(number):
         text = clean_text(number, "The account number")[:64]
     except InvalidValue:
         raise AccountNotFound() from None
-    account_id = db.session.scalar(select(Account.id).where(Account.number.in_({text, text.upper()})))
-    if account_id is None:
+    found = db.session.scalars(select(Account).where(Account.number.in_({text, text.upper()}))).first()
+    if found is None:
         raise AccountNotFound()
-    return get_account(current_actor(), account_id)
+    return get_account(current_actor(), found.id)  # the row is in the session: no second read
 
 
-def state(account):
+def state(account, facts=None):
     """The account as the API shows it: stored status, the dunning record's label and pending step.
 
-    Read after the domain's commit, which expired the object: its columns are loaded afresh here.
+    Read after the domain's commit, which expired the object, its columns are loaded afresh here; inside
+    the domain's transaction (a push's stored answer) they are as the change left them, and facts are the
+    account's dunning Facts the domain function holds.
     """
-    record = dunning_status.record(account)
+    record = dunning_status.record(account, facts=facts)
     return {
         "number": account.number, "name": account.name, "email": account.email, "status": account.status,
         "dunning_status": record["status"], "label": record["label"], "status_reason": account.status_reason,

@@ -5,6 +5,7 @@ current_user, and portal.web.session skips bearer views), so no other site can d
 signed-in browser, and the API needs no CSRF token.
 """
 import logging
+from collections import namedtuple
 from functools import wraps
 
 from flask import current_app, g, request
@@ -28,11 +29,21 @@ REFUSALS = {
 }
 
 
+# what the request log needs of the token, kept from the authentication: a push's commit expires the row,
+# and reading these off it afterwards would load it again
+SeenToken = namedtuple("SeenToken", "id prefix last_used_at")
+
+
 def identify():
-    """Return (token, actor, outcome) for this request's Authorization header, read once per request."""
+    """Return (token, actor, outcome) for this request's Authorization header, read once per request.
+
+    token is a SeenToken (id, prefix, last_used_at) of the token found, or None.
+    """
     if "api_auth" not in g:
         text = api_tokens.bearer_text(request.headers.get("Authorization"))
-        g.api_auth = api_tokens.authenticate(text) if text else (None, None, "unauthorized")
+        token, actor, outcome = api_tokens.authenticate(text) if text else (None, None, "unauthorized")
+        seen = SeenToken(token.id, token.prefix, token.last_used_at) if token is not None else None
+        g.api_auth = (seen, actor, outcome)
     return g.api_auth
 
 
@@ -76,6 +87,26 @@ def token_required(scope, roles=STAFF):
     return decorator
 
 
+def log_with_push(status):
+    """Add this request's log line to the push's transaction, written with its answer (see log_use).
+
+    Not when the token's last-used time is due: log_use writes both after the answer, so the push's transaction
+    never takes the token's row lock. Returns True if the line was added.
+    """
+    token, _actor, _outcome = identify()
+    if token is None or api_tokens.last_used_due(token):
+        return False
+    api_tokens.add_use(token, request.method, request.path, status, "ok", request.remote_addr)
+    g.api_use_pending = True
+    return True
+
+
+def push_committed(done):
+    """The push's transaction committed (done) or rolled back: its log line is written, or still to write."""
+    g.api_use_logged = bool(done and g.pop("api_use_pending", False))
+    g.pop("api_use_pending", None)
+
+
 def rate_key():
     """The rate limit's key: the token (by a digest of what was sent), or the address when none was sent."""
     text = api_tokens.bearer_text(request.headers.get("Authorization"))
@@ -113,6 +144,8 @@ def init_app(app, blueprint_names):
     @app.after_request
     def log_use(response):
         if request.blueprint not in blueprint_names or request.endpoint is None:
+            return response
+        if g.pop("api_use_logged", False):  # written with the push (log_with_push)
             return response
         try:
             token, _actor, outcome = identify()

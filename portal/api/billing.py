@@ -86,10 +86,12 @@ def add_invoice(headers, body, number):
     """Add an invoice (the next sequence number); credit kept from earlier payments settles it first."""
     account = find_account(number)
 
-    def push():
-        invoice = ledger.add_invoice(current_actor(), account.id, body["amount_cents"],
-                                     day(body["due_date"], "due_date"))
-        return 201, InvoiceAddedSchema().dump({"invoice": _invoice(invoice), "account": state(account)})
+    def push(keep):
+        def answer(invoice, facts):
+            keep(201, InvoiceAddedSchema().dump({"invoice": _invoice(invoice), "account": state(account, facts)}))
+
+        ledger.add_invoice(current_actor(), account.id, body["amount_cents"], day(body["due_date"], "due_date"),
+                           before_commit=answer)
 
     return run_once(current_actor(), headers["key"], push)
 
@@ -103,13 +105,16 @@ def record_payment(headers, body, number):
     """Record a payment: the named invoice first, then the oldest open ones; the rest kept as credit."""
     account = find_account(number)
 
-    def push():
-        outcome = ledger.record_payment(current_actor(), account.id, body["amount_cents"],
-                                        invoice_seq=body.get("invoice_seq"), reference=body.get("reference"))
-        return 201, PaymentRecordedSchema().dump({
-            "payment_id": outcome.payment_id, "amount_cents": outcome.amount_cents,
-            "settled": [{"seq": seq, "cents": c} for seq, c in outcome.settled], "credit_cents": outcome.credit_cents,
-            "restored": outcome.restored, "message": outcome.message, "account": state(account)})
+    def push(keep):
+        def answer(outcome):  # inside the payment's transaction: the answer is stored with it
+            keep(201, PaymentRecordedSchema().dump({
+                "payment_id": outcome.payment_id, "amount_cents": outcome.amount_cents,
+                "settled": [{"seq": seq, "cents": c} for seq, c in outcome.settled],
+                "credit_cents": outcome.credit_cents, "restored": outcome.restored, "message": outcome.message,
+                "account": state(account, outcome.facts)}))
+
+        ledger.record_payment(current_actor(), account.id, body["amount_cents"], invoice_seq=body.get("invoice_seq"),
+                              reference=body.get("reference"), before_commit=answer)
 
     return run_once(current_actor(), headers["key"], push)
 

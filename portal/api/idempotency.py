@@ -1,11 +1,14 @@
 """Idempotency-Key on pushes: the same key and body answers the first answer again and writes nothing.
 
-The key's row is added to the session before the domain function runs, so the domain's own commit writes
-it with the invoice or payment, atomically. The unique (token, key) pair is the dedupe: a second push with
-the key at the same moment fails to commit (IntegrityError), its whole transaction is gone, and it answers
-what the first one stored. A refused push (a domain error) rolls the row back with everything else, so the
-same key may be sent again once the problem is fixed. The answer is stored right after the commit; in the
-moment between, a replay gets 409 `idempotency-key-in-progress`.
+The key is claimed first, in the push's own transaction, with one `INSERT ... ON CONFLICT DO NOTHING
+RETURNING id` on the unique (token, key) pair: a second push with the key at the same moment waits at that
+INSERT until the first one's transaction ends (the row lock of the unique index on PostgreSQL, the write
+lock on SQLite), then finds the key taken and answers what the first one stored. The answer is written into
+the key's row inside the domain function's transaction, just before its commit (the domain functions'
+before_commit hook), so the payment, its key and its answer are committed together or not at all. A refused
+push (a domain error) rolls the row back with everything else, so the same key may be sent again once the
+problem is fixed. A key stored without its answer (only by an older version) answers 409
+`idempotency-key-in-progress`.
 """
 import hashlib
 import json
@@ -13,9 +16,9 @@ from datetime import timedelta
 
 from flask import current_app, request
 from marshmallow import EXCLUDE, Schema, fields, validate
-from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, select, update
 
+from portal.api.auth import log_with_push, push_committed
 from portal.api.problems import ApiProblem
 from portal.extensions import db
 from portal.models import IdempotencyKey
@@ -54,6 +57,9 @@ def _stored(token_id, key):
 
 
 def _replay(row, print_):
+    if row is None:  # taken, then forgotten by the pruning in between: as if still being answered
+        raise ApiProblem(409, "idempotency-key-in-progress", "A request with this Idempotency-Key is still being "
+                         "answered. Nothing was changed; try again in a moment.")
     if row.fingerprint != print_:
         raise ApiProblem(422, "idempotency-key-reused", "This Idempotency-Key was used with another request "
                          "(a different method, path or body). Nothing was changed; use a new key for a new push.")
@@ -70,41 +76,57 @@ def _response(status, body, replayed=False):
     return response
 
 
+def _claim(token_id, key, print_):
+    """Insert the key's row unless the token used the key before; return its id, or None if it is taken."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = (insert(IdempotencyKey)
+            .values(token_id=token_id, key=key, fingerprint=print_, created_at=utcnow())
+            .on_conflict_do_nothing(index_elements=["token_id", "key"])
+            .returning(IdempotencyKey.id))
+    return db.session.execute(stmt).scalar()
+
+
 def run_once(actor, key, push):
     """Answer a push under its Idempotency-Key: replay the stored answer, or run push() and store its answer.
 
     Args:
         actor: the TokenActor (keys are per token).
         key: the Idempotency-Key header's value.
-        push: a function doing the push (one domain call, which commits) and returning (status, JSON-able body).
+        push: push(keep) does the push (one domain call, which commits) and calls keep(status, JSON-able body)
+            inside the domain's transaction, before its commit (the domain function's before_commit hook).
 
     Raises:
         ApiProblem: idempotency-key-reused (422), idempotency-key-in-progress (409).
         DomainError: the push was refused; nothing of it, nor the key, was written.
     """
     print_ = fingerprint()
-    row = _stored(actor.token_id, key)
-    if row is not None:
-        return _replay(row, print_)
-    row = IdempotencyKey(token_id=actor.token_id, key=key, fingerprint=print_, created_at=utcnow())
-    db.session.add(row)  # written by the push's own commit, or rolled back with it
-    try:
-        status, body = push()
-    except IntegrityError:
+    key_id = _claim(actor.token_id, key, print_)
+    if key_id is None:
         db.session.rollback()
-        row = _stored(actor.token_id, key)
-        if row is None:
-            raise
-        return _replay(row, print_)
+        return _replay(_stored(actor.token_id, key), print_)
+    answer = {}
+
+    def keep(status, body):
+        text = current_app.json.dumps(body)  # as jsonify writes the other answers
+        db.session.execute(update(IdempotencyKey).where(IdempotencyKey.id == key_id)
+                           .values(response_status=status, response_body=text)
+                           .execution_options(synchronize_session=False))
+        log_with_push(status)
+        answer.update(status=status, text=text)
+
+    try:
+        push(keep)
     except Exception:
         db.session.rollback()
+        push_committed(False)
         raise
-    text = current_app.json.dumps(body)  # as jsonify writes the other answers
-    if row not in db.session:  # the push rolled back and went on (none does today): keep the key all the same
-        db.session.add(row)
-    row.response_status, row.response_body = status, text
-    db.session.commit()
-    return _response(status, text)
+    push_committed(True)
+    if not answer:  # a push must store its answer in its own transaction
+        raise RuntimeError("the push did not store its answer")
+    return _response(answer["status"], answer["text"])
 
 
 def prune(hours=KEPT_HOURS, now=None):

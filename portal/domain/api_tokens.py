@@ -29,6 +29,7 @@ HEADER_MAX = 300  # an Authorization header longer than this holds no token of o
 DEFAULT_DAYS = 90
 MAX_DAYS = 366
 EVENTS_KEPT_DAYS = 90
+LAST_USED_EVERY = timedelta(minutes=1)  # last_used_at is written at most once a minute (shown to the minute)
 SCOPES = {
     "accounts:read": "Read accounts, their dunning state and timeline, and the cancellation log",
     "accounts:write": "Suspend, reactivate, shift, lift, exempt and cancel accounts",
@@ -249,13 +250,16 @@ def authenticate(text, now=None):
         (ApiToken or None, TokenActor or None, outcome): outcome is "ok", "unauthorized" (no such token),
         "revoked", "expired" or "owner_disabled" (its maker may no longer use the portal).
     """
-    token = db.session.scalar(select(ApiToken).where(ApiToken.digest == digest_of(text))) if text else None
-    if token is None:
+    found = None
+    if text:  # the token and its maker in one statement
+        found = db.session.execute(select(ApiToken, User).outerjoin(User, User.id == ApiToken.created_by_id)
+                                   .where(ApiToken.digest == digest_of(text))).first()
+    if found is None:
         return None, None, "unauthorized"
+    token, owner = found
     state = state_of(token, now)
     if state != "active":
         return token, None, state
-    owner = db.session.get(User, token.created_by_id) if token.created_by_id else None
     if owner is None or owner.disabled or owner.role not in ("super_admin", "support"):
         return token, None, "owner_disabled"
     actor = TokenActor(token_id=token.id, token_name=token.name, prefix=token.prefix, scopes=tuple(token.scope_list),
@@ -266,20 +270,40 @@ def authenticate(text, now=None):
 def record_use(token, method, path, status, outcome, remote_addr, now=None):
     """Log one request a known token made (its own transaction) and keep its last-used time.
 
+    The last-used time is written when it is a minute old or more (LAST_USED_EVERY), so a busy token does not
+    rewrite its row on every request.
+
     Args:
-        token: the ApiToken (a request with no known token is not written here; see the module docstring).
+        token: the ApiToken, or anything with its id, prefix and last_used_at as read when the request began
+            (a request with no known token is not written here; see the module docstring).
         method, path, status: the request and the status answered.
         outcome: ok | refused (a domain error) | revoked | expired | owner_disabled | forbidden | rate_limited
             | error.
         remote_addr: the client's address.
     """
     now = now or utcnow()
-    db.session.add(ApiTokenEvent(token_id=token.id, prefix=token.prefix, method=method[:10], path=path[:300],
-                                 status=status, outcome=outcome[:20], at=now, remote_addr=(remote_addr or "")[:45]))
-    if outcome not in ("revoked", "expired", "owner_disabled"):
+    add_use(token, method, path, status, outcome, remote_addr, now)
+    if outcome not in ("revoked", "expired", "owner_disabled") and last_used_due(token, now):
         db.session.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now)
                            .execution_options(synchronize_session=False))
     db.session.commit()
+
+
+def last_used_due(token, now=None):
+    """Whether the token's last-used time is old enough to be written again (see record_use)."""
+    now = now or utcnow()
+    last = token.last_used_at
+    return last is None or now - last >= LAST_USED_EVERY or now < last
+
+
+def add_use(token, method, path, status, outcome, remote_addr, now=None):
+    """Add the log line of one request to the current transaction (the caller commits; see record_use).
+
+    A push adds its line to its own transaction, so it is written with the payment and its answer.
+    """
+    db.session.add(ApiTokenEvent(token_id=token.id, prefix=token.prefix, method=method[:10], path=path[:300],
+                                 status=status, outcome=outcome[:20], at=now or utcnow(),
+                                 remote_addr=(remote_addr or "")[:45]))
 
 
 def events_of(token_id, before_id=None, limit=50):

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from portal.domain import audit, notify
 from portal.domain.dunning.account_state import (after_billing, day_of, lock_account, moment_of, view_of)
+from portal.domain.dunning.facts import hold
 from portal.domain.errors import InvalidTransition, ValidationFailed
 from portal.domain.gate import require
 from portal.domain.money import dollars, parse_amount
@@ -33,6 +34,7 @@ class PaymentOutcome:
     credit_cents: int = 0
     restored: bool = False
     status: str = ""
+    facts: object = None  # the account's dunning Facts after the payment (calendar.Facts)
 
     @property
     def message(self):
@@ -47,14 +49,15 @@ class PaymentOutcome:
         return text
 
 
-def _open(account_id):
-    return list(db.session.scalars(select(Invoice).where(Invoice.account_id == account_id,
-                                                         Invoice.paid_at.is_(None), Invoice.written_off_at.is_(None))
-                                   .order_by(Invoice.due_date, Invoice.seq)))
+def sync_balance(account, held=None):
+    """Set balance_cents to what the open invoices still owe; return it.
 
-
-def sync_balance(account):
-    """Set balance_cents to what the open invoices still owe; return it."""
+    With held (facts.Held: every open invoice of the locked account, as changed in this transaction), it is
+    summed from those rows; otherwise read from the database.
+    """
+    if held is not None:
+        account.balance_cents = held.owed_cents()
+        return account.balance_cents
     owed = db.session.scalar(select(func.coalesce(func.sum(Invoice.amount_cents - Invoice.paid_cents), 0))
                              .where(Invoice.account_id == account.id, Invoice.paid_at.is_(None),
                                     Invoice.written_off_at.is_(None)))
@@ -81,7 +84,7 @@ def parse_due_date(value, field="due"):
         raise ValidationFailed({field: exc.message}) from None
 
 
-def add_invoice(actor, account_id, amount, due, as_of=None):
+def add_invoice(actor, account_id, amount, due, as_of=None, before_commit=None):
     """Add an invoice to an account (the next sequence number); existing credit settles it first.
 
     Args:
@@ -90,6 +93,9 @@ def add_invoice(actor, account_id, amount, due, as_of=None):
         amount: dollars as typed ("120.00") or cents as an int.
         due: the due date (YYYY-MM-DD or a date).
         as_of: the day it is added (default today).
+        before_commit: called as before_commit(invoice, facts) inside the transaction, just before the commit
+            (facts: the account's dunning Facts after it), so a caller's own bookkeeping (the API's stored
+            answer to an idempotent push) is written with the invoice or not at all.
 
     Returns:
         The new Invoice.
@@ -102,27 +108,29 @@ def add_invoice(actor, account_id, amount, due, as_of=None):
         raise ValidationFailed({"amount": "Enter an amount above zero."})
     due_date = parse_due_date(due)
     now, day = moment_of(as_of), day_of(as_of)
-    account = _locked(actor, "add_invoice", account_id)
+    account, held = _locked(actor, "add_invoice", account_id)
     if account.status == "cancelled":
         raise InvalidTransition(f"Account {account.number} is cancelled; no invoice can be added.")
-    start_before = view_of(account, day).episode_start
+    start_before = view_of(account, day, held).episode_start
     seq = (db.session.scalar(select(func.max(Invoice.seq)).where(Invoice.account_id == account.id)) or 0) + 1
     invoice = Invoice(account_id=account.id, seq=seq, amount_cents=cents, paid_cents=0, due_date=due_date,
-                      issued_at=now)
+                      issued_at=now, paid_at=None, written_off_at=None)
     db.session.add(invoice)
+    held.invoices.append(invoice)
     if account.credit_cents:
         account.credit_cents -= _settle(invoice, account.credit_cents, now)
-    db.session.flush()
-    sync_balance(account)
+    sync_balance(account, held)
     audit.record("invoice_added", account.id, actor, data={"seq": seq, "amount_cents": cents,
                                                           "due_date": due_date.isoformat(),
                                                           "paid_from_credit_cents": invoice.paid_cents}, now=now)
-    after_billing(account, start_before, day, actor, now, "invoice")
+    after_billing(account, start_before, day, actor, now, "invoice", held)
+    if before_commit is not None:
+        before_commit(invoice, held.facts(account))
     db.session.commit()
     return invoice
 
 
-def record_payment(actor, account_id, amount, invoice_seq=None, as_of=None, reference=None):
+def record_payment(actor, account_id, amount, invoice_seq=None, as_of=None, reference=None, before_commit=None):
     """Record money received: settle the named invoice first, then the oldest open ones; keep the rest as credit.
 
     If nothing counts as overdue afterwards, the episode ends (its manual dates with it) and a restriction
@@ -135,6 +143,9 @@ def record_payment(actor, account_id, amount, invoice_seq=None, as_of=None, refe
         invoice_seq: the sequence number of the invoice paid (None: oldest first).
         as_of: the day of the payment (default today).
         reference: the payment's reference, if any.
+        before_commit: called as before_commit(outcome) inside the transaction, just before the commit, so a
+            caller's own bookkeeping (the API's stored answer to an idempotent push) is written with the
+            payment or not at all.
 
     Returns:
         PaymentOutcome.
@@ -148,12 +159,12 @@ def record_payment(actor, account_id, amount, invoice_seq=None, as_of=None, refe
         raise ValidationFailed({"amount": "Enter an amount above zero."})
     reference = _reference(reference)
     now, day = moment_of(as_of), day_of(as_of)
-    account = _locked(actor, "record_payment", account_id)
+    account, held = _locked(actor, "record_payment", account_id)  # its dunning facts, read once for the payment
     if account.status == "cancelled":
         raise InvalidTransition(f"Account {account.number} is cancelled; record its payments in billing.")
-    invoices = _open(account.id)
+    invoices = held.invoices
     named = _named_invoice(account, invoices, invoice_seq)
-    start_before = view_of(account, day).episode_start
+    start_before = view_of(account, day, held).episode_start
     order = ([named] if named else []) + [inv for inv in invoices if inv is not named]
     left, settled = cents, []
     for invoice in order:
@@ -163,20 +174,23 @@ def record_payment(actor, account_id, amount, invoice_seq=None, as_of=None, refe
         if applied:
             settled.append((invoice.seq, applied))
             left -= applied
-    account.credit_cents += left
     payment = Payment(account_id=account.id, invoice_id=named.id if named else None, amount_cents=cents,
                       paid_at=now, method="recorded", reference=(reference or None),
                       recorded_by_id=getattr(actor, "id", None), credit_cents=left)
     db.session.add(payment)
-    db.session.flush()
-    sync_balance(account)
+    db.session.flush()  # the payment's id for its audit event (and the invoices settled)
+    account.credit_cents += left  # the account's changes after the flush: written once, at the commit
+    sync_balance(account, held)
     audit.record("payment_recorded", account.id, actor,
                  data={"amount_cents": cents, "settled": settled, "credit_cents": left, "payment_id": payment.id},
                  now=now)
-    restored = after_billing(account, start_before, day, actor, now, "payment")
+    restored = after_billing(account, start_before, day, actor, now, "payment", held)
+    outcome = PaymentOutcome(payment.id, cents, settled, left, restored, account.status, held.facts(account))
+    if before_commit is not None:
+        before_commit(outcome)
     db.session.commit()
     notify.kick_delivery()
-    return PaymentOutcome(payment.id, cents, settled, left, restored, account.status)
+    return outcome
 
 
 def _reference(value):
@@ -240,27 +254,29 @@ def write_off_in_transaction(actor, account_id, invoice_seq, reason, as_of=None)
     """
     reason = write_off_reason(reason)
     now, day = moment_of(as_of), day_of(as_of)
-    account = _locked(actor, "write_off", account_id)
-    invoice = _named_invoice(account, _open(account.id), invoice_seq)
+    account, held = _locked(actor, "write_off", account_id)
+    invoice = _named_invoice(account, held.invoices, invoice_seq)
     if invoice is None:
         raise ValidationFailed({"invoice": "Choose the invoice to write off."})
-    start_before = view_of(account, day).episode_start
+    start_before = view_of(account, day, held).episode_start
     owed = invoice.amount_cents - invoice.paid_cents
     invoice.written_off_at, invoice.written_off_reason = now, reason
     invoice.written_off_by_id = getattr(actor, "id", None)
-    db.session.flush()
-    sync_balance(account)
+    sync_balance(account, held)
     audit.record("invoice_written_off", account.id, actor, reason_note=reason,
                  data={"seq": invoice.seq, "written_off_cents": owed}, now=now)
-    restored = after_billing(account, start_before, day, actor, now, "write_off")
+    restored = after_billing(account, start_before, day, actor, now, "write_off", held)
     return invoice, restored
 
 
 def _locked(actor, action, account_id):
+    """Ask the gate, lock the account and read what the change needs of it: (Account, facts.Held)."""
     account = db.session.get(Account, account_id)
     if account is None:
         from portal.domain.errors import AccountNotFound
 
         raise AccountNotFound()
     require(actor, action, account)
-    return lock_account(account_id)
+    cls = account.customer_class  # read with the account: kept, so the lock's fresh read does not read it again
+    account = lock_account(account_id)
+    return account, hold(account, cls)

@@ -41,6 +41,7 @@ def lock_account(account_id, expected_version=None):
     Bumping the version is the lock: a second transaction doing the same waits (PostgreSQL) or is
     refused the write lock (SQLite), so two payments or two shifts never interleave. With an
     expected_version (the version a form showed), the change is refused if anyone changed it since.
+    The UPDATE returns the row (RETURNING), so the lock and the fresh read are one statement.
 
     Raises:
         AccountNotFound: no such account.
@@ -49,20 +50,20 @@ def lock_account(account_id, expected_version=None):
     query = update(Account).where(Account.id == account_id)
     if expected_version is not None:
         query = query.where(Account.version == expected_version)
-    found = db.session.execute(query.values(version=Account.version + 1)
-                               .execution_options(synchronize_session=False)).rowcount
-    if found != 1:
+    account = db.session.scalars(query.values(version=Account.version + 1).returning(Account)
+                                 .execution_options(synchronize_session=False, populate_existing=True)).one_or_none()
+    if account is None:
         db.session.rollback()
         if expected_version is not None and db.session.get(Account, account_id) is not None:
             raise Conflict("This account was changed by someone else since you opened the form. Nothing was "
                            "changed; review it and try again.")
         raise AccountNotFound()
-    return db.session.get(Account, account_id, populate_existing=True)
+    return account
 
 
-def view_of(account, as_of=None):
-    """The account's dunning View on as_of (default today), from what is stored."""
-    return evaluate(account_facts(account), day_of(as_of))
+def view_of(account, as_of=None, held=None):
+    """The account's dunning View on as_of (default today), from what is stored (or held: facts.Held)."""
+    return evaluate(account_facts(account, held), day_of(as_of))
 
 
 def is_automatic_non_payment(account):
@@ -85,14 +86,21 @@ def live_override(account_id):
                                                             ScheduleOverride.ended_at.is_(None)))
 
 
-def end_override(account_id, why, now):
-    """End the account's live manual dates (their episode ended, or an admin cancelled them)."""
+def end_override(account_id, why, now, held=None):
+    """End the account's live manual dates (their episode ended, or an admin cancelled them).
+
+    With held (facts.Held), the held row is ended (no statement when the account has none).
+    """
+    if held is not None:
+        if held.override_row is not None and held.override_row.ended_at is None:
+            held.override_row.ended_at, held.override_row.end_reason = now, why
+        return
     db.session.execute(update(ScheduleOverride).where(ScheduleOverride.account_id == account_id,
                                                       ScheduleOverride.ended_at.is_(None))
                        .values(ended_at=now, end_reason=why).execution_options(synchronize_session=False))
 
 
-def after_billing(account, start_before, as_of, actor, now, cause):
+def after_billing(account, start_before, as_of, actor, now, cause, held=None):
     """Finish a billing change: pin or end the episode, clear an automatic restriction, plan the next look.
 
     Args:
@@ -102,26 +110,29 @@ def after_billing(account, start_before, as_of, actor, now, cause):
         actor: who acted (a User or a label).
         now: the time written on the change.
         cause: "payment", "write_off" or "invoice".
+        held: what the transaction holds about the account (facts.Held, its invoices as changed); None: the
+            facts are read afresh at each step, after a flush.
 
     Returns:
         True if a restriction was cleared (service restored).
     """
     day = day_of(as_of)
-    facts = account_facts(account)
+    facts = account_facts(account, held)
     view = evaluate(facts, day)
     restored = False
     if view.episode_start is None:
         account.dunning_since, account.dunning_warned = None, None
-        end_override(account.id, "paid" if cause != "invoice" else "ended", now)
+        end_override(account.id, "paid" if cause != "invoice" else "ended", now, held)
         if is_automatic_non_payment(account):
             restore_service(account, actor, now, cause)
             restored = True
     elif start_before is not None and account.dunning_since != start_before:
         account.dunning_since = start_before  # paying some invoices does not move the episode's start
-    db.session.flush()
+    if held is None:
+        db.session.flush()
     if cause == "invoice":  # a backdated invoice can make a step due today: it applies now, not tomorrow
-        apply_schedule(account, day, actor, now)
-    plan_next_look(account, day)
+        apply_schedule(account, day, actor, now, held=held)
+    plan_next_look(account, day, held)
     return restored
 
 
@@ -139,9 +150,9 @@ def restore_service(account, actor, now, cause):
                            "service_restored.txt", account=account, now=now)
 
 
-def plan_next_look(account, day):
+def plan_next_look(account, day, held=None):
     """Store the first day the daily run must look at the account (today if a step is due now)."""
-    facts = account_facts(account)
+    facts = account_facts(account, held)
     view = evaluate(facts, day)
     due_now = RANK.get(account.status, 0) < RANK[view.target] and account.status != "cancelled"
     warning = warning_due(facts, view)
@@ -149,19 +160,20 @@ def plan_next_look(account, day):
         account.dunning_next_on = day
     else:
         account.dunning_next_on = next_look(facts, day)
-    db.session.flush()
+    if held is None:
+        db.session.flush()
     return view
 
 
-def apply_schedule(account, as_of, actor, now, run_id=None):
+def apply_schedule(account, as_of, actor, now, run_id=None, held=None):
     """Escalate one account to what the schedule applies on as_of, if that is more than it has now.
 
     Returns the state after (unchanged if nothing was due). Used when a manual date is cancelled; the
-    daily run does the same for many accounts at once, set-based.
+    daily run does the same for many accounts at once, set-based. held: see after_billing.
     """
     from portal.domain.dunning.emails import queue_step_emails
 
-    facts = account_facts(account)
+    facts = account_facts(account, held)
     view = evaluate(facts, day_of(as_of))
     if account.status == "cancelled" or account.exempt or RANK.get(account.status, 0) >= RANK[view.target]:
         return account.status

@@ -7,14 +7,15 @@ from portal.domain.dunning.facts import account_facts
 from portal.domain.gate import STATE_LABELS
 
 
-def record(account, as_of=None):
+def record(account, as_of=None, facts=None):
     """The account's dunning record on as_of (default today), as JSON-able data (the CLI's and API's shape).
 
     Keys: number, status, label, pending_action (limitation | suspension | reapply | None), pending_date,
     overdue_invoices (sequence numbers), service (full | limited | suspended | none), and more detail.
+    facts: the account's Facts if the caller holds them (a change in this transaction); None: read them.
     """
     day = day_of(as_of)
-    facts = account_facts(account)
+    facts = facts if facts is not None else account_facts(account)
     view = evaluate(facts, day)
     return {
         "number": account.number,
