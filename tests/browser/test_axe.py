@@ -102,3 +102,11 @@ def test_the_suspension_banner_is_announced_once(app, make, page):
     assert banner.is_visible() and banner.get_attribute("role") is None
     page.goto("/reservations")
     assert banner.is_visible() and banner.get_attribute("role") is None
+
+
+def test_the_sign_in_and_public_pages_pass_axe(app, make, page, axe_source):
+    world = page_walk.build_world(app, make)
+    problems = []
+    checked = page_walk.visit_pages(page, ["/login", f"/p/{world.ids['number']}"],
+                                    lambda p, label: check_page(p, label, axe_source, problems))
+    assert len(checked) == 2 and not problems, problems

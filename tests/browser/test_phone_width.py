@@ -99,3 +99,12 @@ def test_the_width_check_names_what_is_too_wide(app, make, page):
     problems = []
     check_width(page, "/rules", problems)
     assert problems and "div.too-wide reaches" in problems[0] and "the page is" in problems[0], problems
+
+
+def test_the_sign_in_and_public_pages_fit_a_phone(app, make, page):
+    world = page_walk.build_world(app, make)
+    page.set_viewport_size(PHONE)
+    problems = []
+    checked = page_walk.visit_pages(page, ["/login", f"/p/{world.ids['number']}"],
+                                    lambda p, label: check_width(p, label, problems))
+    assert len(checked) == 2 and not problems, problems
