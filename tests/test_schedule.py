@@ -148,8 +148,10 @@ def test_each_tick_plans_the_next_slot_in_rqs_scheduler(admin):
 # ---------------------------------------------------------------- real processes
 
 def _due_every_minute(admin):
-    schedule.save_schedule(admin, {"enabled": "1", "mode": "cron", "cron": "* * * * *"},
-                           now=utcnow() - timedelta(hours=1))
+    """A daily slot a minute ago, saved an hour before it: due now (sweeps run at most daily, so not "* * * * *")."""
+    slot = utcnow() - timedelta(minutes=1)
+    schedule.save_schedule(admin, {"enabled": "1", "mode": "cron", "cron": f"{slot.minute} {slot.hour} * * *"},
+                           now=slot - timedelta(hours=1))
 
 
 def test_rqs_scheduler_fires_the_slot_job_and_the_sweep_runs(app, admin, run_worker):

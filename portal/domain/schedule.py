@@ -7,14 +7,21 @@ no scheduler was up runs when one comes back. Only the latest missed slot runs (
 one per missed period), and slots before the schedule was last saved are not "missed".
 
 A schedule is valid only if it has a slot within HORIZON_YEARS (croniter's own check accepts
-`0 0 30 2 *`, which never comes). One stored before that rule, with no slot, does not break the
-pages or the tick: its next run time is None and schedule_problem() says so.
+`0 0 30 2 *`, which never comes) and runs at most once a day (a sweep looks at months of activity;
+`*/15 * * * *` would suspend and email every quarter of an hour). One stored before those rules does
+not break the pages or the tick: one with no slot has no next run time and schedule_problem() says so.
+
+A cron expression that cannot be read is refused naming the part that is wrong (minute, hour, day,
+month or weekday) and its bad value; a good one is shown in plain words (cron-descriptor) with its
+next UPCOMING slots (preview()).
 """
 import calendar
 import logging
 import re
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 
+from cron_descriptor import ExpressionDescriptor, Options
 from croniter import croniter
 from sqlalchemy import select
 
@@ -32,6 +39,17 @@ MODES = ("monthly", "cron")
 TIME_RE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$", re.ASCII)  # ASCII: "\d" alone also matches "٣"
 DEFAULTS = {"enabled": True, "mode": "monthly", "day_of_month": 1, "time_of_day": "03:00", "cron": None}
 HORIZON_YEARS = 5  # a schedule must have a slot within this many years
+CRON_MAX = 100  # the column's length
+UPCOMING = 5  # slots the form shows ahead
+# The five parts of a cron expression: name, the example of one value, what it accepts.
+CRON_PARTS = (
+    ("minute", "0", "a minute from 0 to 59"),
+    ("hour", "3", "an hour from 0 to 23"),
+    ("day", "1", "a day of the month from 1 to 31"),
+    ("month", "1", "a month from 1 to 12 or jan to dec"),
+    ("weekday", "1", "a weekday from 0 to 7 (0 and 7 are Sunday) or sun to sat"),
+)
+ORDINALS = ("1st", "2nd", "3rd", "4th", "5th")
 
 
 def get_schedule():
@@ -71,17 +89,126 @@ def parse_schedule(form, now=None):
             values["time_of_day"] = f"{int(match.group(1)):02d}:{match.group(2)}"
     else:
         expression = " ".join(str(form.get("cron") or "").split())
-        if len(expression.split(" ")) != 5 or not croniter.is_valid(expression):
-            errors["cron"] = ("Enter a valid cron expression with five fields: minute hour day month weekday "
-                              "(for example 0 3 1 * * for 03:00 on the 1st).")
-        elif _cron_slot(expression, now or utcnow()) is None:
-            errors["cron"] = (f"The cron expression {expression} never runs: no date in the next {HORIZON_YEARS} "
-                              "years matches it (30 February, for example, never comes). Enter one that does.")
+        problem = cron_problem(expression, now or utcnow())
+        if problem:
+            errors["cron"] = problem
         else:
             values["cron"] = expression
     if errors:
         raise ValidationFailed(errors)
     return values
+
+
+def cron_problem(expression, now):
+    """Say what is wrong with a cron expression for the recurring sweep, or return None if it will do.
+
+    The message names the part that is wrong and its value ("The hour, 25, ..."), says that an
+    expression which never comes never runs, and refuses one that runs more than once a day.
+    """
+    example = "for example 0 3 1 * * for 03:00 on the 1st"
+    if not expression:
+        return f"Enter a cron expression with five parts: minute hour day month weekday ({example})."
+    if len(expression) > CRON_MAX:
+        return f"Keep the cron expression to {CRON_MAX} characters."
+    parts = expression.split(" ")
+    if len(parts) != 5:
+        return (f"A cron expression has five parts, minute hour day month weekday; {expression} has "
+                f"{len(parts)} ({example}).")
+    for index, text in enumerate(parts):
+        bad = _bad_value(index, text)
+        if bad is not None:
+            name, _sample, accepts = CRON_PARTS[index]
+            value = f"{bad}" if bad == text else f"{bad} (in {text})"
+            return (f"The {name}, the {ORDINALS[index]} part, is {value}, which is not {accepts}. Use a number, "
+                    f"* for every {name}, a list like 1,15, a range like 1-5 or a step like */2.")
+    if not croniter.is_valid(expression):
+        return f"The cron expression {expression} can't be read: {example}."
+    if _cron_slot(expression, now) is None:
+        return (f"The cron expression {expression} never runs: no date in the next {HORIZON_YEARS} "
+                "years matches it (30 February, for example, never comes). Enter one that does.")
+    return _too_often(expression)
+
+
+def _bad_value(index, text):
+    """The first value of one part that croniter can't read in that place (the part itself if its list is fine)."""
+    def readable(value):
+        fields = ["*"] * 5
+        fields[index] = value
+        return croniter.is_valid(" ".join(fields))
+
+    if readable(text):
+        return None
+    for item in text.split(","):
+        if not readable(item):
+            return item or text
+    return text
+
+
+def _too_often(expression):
+    """Refuse an expression with more than one time of day: on a day it runs, it would run more than once."""
+    minutes, hours = croniter(expression).expanded[:2]
+    per_day = (60 if minutes == ["*"] else len(minutes)) * (24 if hours == ["*"] else len(hours))
+    if per_day <= 1:
+        return None
+    times = sorted(h * 60 + m for h in (range(24) if hours == ["*"] else hours)
+                   for m in (range(60) if minutes == ["*"] else minutes))
+    gaps = {b - a for a, b in zip(times, times[1:])}
+    gap = min(gaps)
+    if len(gaps) == 1 and times[0] + 1440 - times[-1] == gap:
+        how = f"every {_minutes_text(gap)}"
+    else:
+        how = f"{per_day:,} times a day, as little as {_minutes_text(gap)} apart"
+    return (f"The cron expression {expression} would run {how}; sweeps run at most once a day. "
+            "Give one minute and one hour, like 0 3 * * * for 03:00 every day.")
+
+
+def _minutes_text(minutes):
+    if minutes % 60:
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    hours = minutes // 60
+    return f"{hours} hour{'s' if hours != 1 else ''}"
+
+
+def cron_in_words(expression):
+    """Say a cron expression in plain words ("At 03:00, only on Monday"), or None if it can't be read."""
+    options = Options()
+    options.use_24hour_time_format = True
+    try:
+        return ExpressionDescriptor(expression, options).get_description()
+    except Exception:  # noqa: BLE001 - cron-descriptor raises its own kinds for what it can't read
+        return None
+
+
+def upcoming(values, after, count=UPCOMING):
+    """Return the next `count` slots (UTC) of schedule values (as parse_schedule returns them) after `after`."""
+    schedule = SimpleNamespace(**dict(values, enabled=True))
+    slots, moment = [], after
+    while len(slots) < count:
+        moment = next_run_time(schedule, moment)
+        if moment is None:
+            break
+        slots.append(moment)
+    return slots
+
+
+def preview(form, now=None):
+    """What a schedule form would do, for the form's live preview.
+
+    Returns:
+        dict(mode, errors (field errors, empty if valid), words (the expression or monthly rule in plain
+        words, or None), upcoming (the next UPCOMING slots, UTC; empty if not valid)).
+    """
+    now = now or utcnow()
+    try:
+        values = parse_schedule(dict(form, enabled="1"), now)
+    except ValidationFailed as exc:
+        return {"mode": form.get("mode"), "errors": exc.field_errors, "words": None, "upcoming": []}
+    if values["mode"] == "cron":
+        words = cron_in_words(values["cron"])
+        words = f"{words} (UTC)" if words else None
+    else:
+        words = describe(SimpleNamespace(**values))
+    return {"mode": values["mode"], "errors": {}, "words": words, "upcoming": upcoming(values, now)}
 
 
 def save_schedule(actor, form, now=None):

@@ -146,29 +146,51 @@ def cancel(run_id):
     return _control(run_id, runs.cancel_run, f"Run #{run_id} cancelled; what it finished stays done.")
 
 
+SCHEDULE_FIELDS = ("mode", "day_of_month", "time_of_day", "cron")
+
+
+def _schedule_page(form, errors=None, status=200, block=None):
+    current = schedule.get_schedule()
+    return render("sweeps/schedule.html", block=block, status=status, form=form, errors=errors or {},
+                  schedule=current, next_run_at=schedule.next_run_time(current),
+                  schedule_problem=schedule.schedule_problem(current), preview=schedule.preview(form))
+
+
+def _stored_form():
+    current = schedule.get_schedule()
+    return {k: getattr(current, k) for k in schedule.DEFAULTS} if current else dict(schedule.DEFAULTS)
+
+
 @bp.route("/schedule")
 @roles_required(SUPER_ADMIN)
 def schedule_form():
-    """Show the recurring sweep's schedule form."""
-    current = schedule.get_schedule()
-    form = {k: getattr(current, k) for k in schedule.DEFAULTS} if current else dict(schedule.DEFAULTS)
-    return render("sweeps/schedule.html", form=form, errors={}, schedule=current,
-                  next_run_at=schedule.next_run_time(current), schedule_problem=schedule.schedule_problem(current))
+    """Show the recurring sweep's schedule form (?mode=cron|monthly shows that kind's fields, without JavaScript)."""
+    form = _stored_form()
+    if request.args.get("mode") in schedule.MODES:
+        form["mode"] = request.args["mode"]
+    return _schedule_page(form)
+
+
+@bp.route("/schedule/preview")
+@roles_required(SUPER_ADMIN)
+def schedule_preview():
+    """Show a schedule as typed in plain words with its next five runs, or what is wrong with it (live, htmx)."""
+    form = {key: request.args.get(key, "").strip() for key in SCHEDULE_FIELDS}
+    form["enabled"] = True
+    return _schedule_page(form, block="schedule_preview")
 
 
 @bp.route("/schedule", methods=["POST"])
 @roles_required(SUPER_ADMIN)
 def save_schedule():
     """Save the schedule."""
-    form = {key: request.form.get(key, "").strip() for key in ("mode", "day_of_month", "time_of_day", "cron")}
+    form = _stored_form()  # the other kind's fields are disabled, so not sent: they show as stored if it comes back
+    form.update({key: request.form[key].strip() for key in SCHEDULE_FIELDS if key in request.form})
     form["enabled"] = bool(request.form.get("enabled"))
     try:
         saved = schedule.save_schedule(_actor(), form)
     except ValidationFailed as exc:
-        current = schedule.get_schedule()
-        return render("sweeps/schedule.html", block="schedule_form", status=422, form=form,
-                      errors=exc.field_errors, schedule=current, next_run_at=schedule.next_run_time(current),
-                      schedule_problem=schedule.schedule_problem(current))
+        return _schedule_page(form, exc.field_errors, 422, block="schedule_form")
     nxt = schedule.next_run_time(saved)
     flash("Schedule saved. " + (f"Next sweep: {nxt:%Y-%m-%d %H:%M} UTC." if nxt else "Sweeps are paused."),
           "success")
