@@ -5,9 +5,11 @@ sweep can be previewed, replayed and tested on any date.
 """
 from datetime import timedelta
 
-from sqlalchemy import and_, exists, false, func, or_
+from sqlalchemy import and_, exists, false, func, or_, select
 
-from portal.models import Account, Invoice
+from portal.domain.errors import ValidationFailed
+from portal.extensions import db
+from portal.models import Account, Invoice, SuspensionRule
 from portal.timeutil import add_months
 
 RULE_FIELDS = ("inactivity_months", "min_balance_cents", "overdue_days")
@@ -67,3 +69,25 @@ def describe(rule):
     if rule.get("overdue_days") is not None:
         parts.append(f"oldest unpaid invoice {rule['overdue_days']}+ days past due")
     return " and ".join(parts) or "no conditions"
+
+
+def name_taken_error(name):
+    """The field error of a rule name another rule has (any case)."""
+    return ValidationFailed({"name": f"A rule called “{name}” already exists (names are compared without regard "
+                                     "to case). Give this rule another name, or edit that one."})
+
+
+def refuse_taken_name(name, rule_id=None):
+    """Refuse a name another rule already has, compared as the unique index does (lower(name); stored trimmed).
+
+    The unique index ux_suspension_rules_name_lower decides when two admins save at once; this check
+    answers the common case at the field before anything is written.
+
+    Raises:
+        ValidationFailed: field_errors["name"].
+    """
+    query = select(SuspensionRule.id).where(func.lower(SuspensionRule.name) == func.lower(name))
+    if rule_id is not None:
+        query = query.where(SuspensionRule.id != rule_id)
+    if db.session.scalar(query.limit(1)) is not None:
+        raise name_taken_error(name)

@@ -6,6 +6,7 @@ which is set-based, chunked and resumable. Exempt accounts are never swept (see 
 """
 from flask import current_app
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from portal.domain import audit, runs
@@ -13,7 +14,7 @@ from portal.domain.errors import DomainError, InvalidTransition, PermissionDenie
 from portal.domain.gate import may
 from portal.domain.parsing import InvalidValue, clean_text, money_cents, record_id, whole_number
 from portal.domain.preview import preview as _preview
-from portal.domain.rules import RULE_FIELDS, describe, snapshot
+from portal.domain.rules import RULE_FIELDS, describe, name_taken_error, refuse_taken_name, snapshot
 from portal.domain.runs.chunk import BY_RULE, rule_reason
 from portal.extensions import db
 from portal.models import SuspensionRule, SweepRun, User
@@ -131,14 +132,15 @@ def create_rule(actor, form, now=None):
     """Create a rule from a form; audited.
 
     Raises:
-        PermissionDenied, ValidationFailed.
+        PermissionDenied, ValidationFailed (a field, or the name another rule has, in any case).
     """
     _require(actor, "manage_rules")
     values = parse_rule(form)
+    refuse_taken_name(values["name"])
     now = now or utcnow()
     rule = SuspensionRule(created_at=now, updated_at=now, **values)
     db.session.add(rule)
-    db.session.flush()
+    _flush_name(values["name"])
     audit.record("rule_created", None, actor, data={"rule": snapshot(rule)}, now=now)
     db.session.commit()
     return rule
@@ -153,6 +155,7 @@ def update_rule(actor, rule_id, form, now=None):
     _require(actor, "manage_rules")
     values = parse_rule(form)
     rule = _lock_rule(rule_id)
+    refuse_taken_name(values["name"], rule.id)
     before = snapshot(rule)
     for key, value in values.items():
         setattr(rule, key, value)
@@ -204,6 +207,15 @@ def _lock_rule(rule_id):
     return db.session.get(SuspensionRule, rule_id, populate_existing=True)
 
 
+def _flush_name(name):
+    """Flush a new or renamed rule; the unique index on lower(name) refuses a name saved meanwhile by another admin."""
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        raise name_taken_error(name) from None
+
+
 def _commit_rule(rule, deleting=False):
     """Commit a change to a rule and return the rule as it was saved (detached: readable after the commit).
 
@@ -214,7 +226,7 @@ def _commit_rule(rule, deleting=False):
         RuleNotFound: the rule was deleted before this change was written.
     """
     try:
-        db.session.flush()
+        _flush_name(rule.name)
     except StaleDataError:
         db.session.rollback()
         raise RuleNotFound("This rule no longer exists (someone deleted it); nothing was changed.") from None

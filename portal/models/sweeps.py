@@ -1,7 +1,7 @@
 """Suspension rules, sweep runs and the recurring schedule."""
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, true
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, func, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.extensions import db
@@ -20,6 +20,10 @@ class SuspensionRule(db.Model):
     overdue_days: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    # Two rules never share a name, whatever its case (names are stored trimmed): the database decides, so two
+    # admins adding "Dormant" at once get one rule and one "already taken" at the field (portal/domain/rules.py).
+    __table_args__ = (Index("ux_suspension_rules_name_lower", func.lower(name), unique=True),)
 
 
 class SweepSchedule(db.Model):
