@@ -25,6 +25,8 @@ def list_url(args):
     return url_for("accounts.index") + (f"?{query}" if query else "")
 
 
+FIELD_NAMES = {"q", "class", "balance_min", "balance_max", "active_after", "active_before", "exempt", "sort",
+               "per_page"}  # the filter form's fields that a wrong value marks
 ROW_ACTIONS = {"active": "Suspend…", "limited": "Change status…", "suspended": "Reactivate…"}
 
 
@@ -60,7 +62,9 @@ def index():
     """List accounts: search, filters, sort and keyset pages (the results block alone for htmx)."""
     f = account_search.parse_filters(request.args)
     context = _list_context(f)
-    response = render("accounts/index.html", block="results", **context)
+    # a live filter's wrong value answers 422 with its field marked (the list still shows, without it)
+    status = 422 if context["fragment"] and set(f.problems) & FIELD_NAMES else 200
+    response = render("accounts/index.html", block="results", status=status, **context)
     if context["fragment"] and request.headers.get("HX-Trigger") != "account-results" \
             and _current_url() != context["here"]:
         response.headers["HX-Push-Url"] = context["here"]  # the canonical URL: a link reproduces this view

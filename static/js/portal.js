@@ -87,6 +87,37 @@
     if (!selector) return;
     document.querySelectorAll(selector).forEach(function (box) { box.checked = evt.target.checked; });
   });
+  // The account list: how many rows are ticked, said while ticking ("3 selected").
+  function countTicked() {
+    var out = document.getElementById("selected-count");
+    if (!out) return;
+    var n = document.querySelectorAll("input.row-select:checked").length;
+    out.textContent = n ? n.toLocaleString("en-US") + " selected" : "";
+  }
+  document.addEventListener("change", function (evt) {
+    if (evt.target.matches && evt.target.matches("input.row-select, [data-select-all]")) countTicked();
+  });
+  // A field's problem message (p[data-problem-for], swapped in by a live filter's answer) marks its field
+  // as the full page does: aria-invalid, and the message among what describes it.
+  function markFields(root) {
+    (root || document).querySelectorAll("p[data-problem-for]").forEach(function (msg) {
+      var field = document.getElementById(msg.getAttribute("data-problem-for"));
+      if (!field) return;
+      var ids = (field.getAttribute("aria-describedby") || "").split(/\s+/).filter(function (id) {
+        return id && id !== msg.id;
+      });
+      if (msg.hidden) {
+        field.removeAttribute("aria-invalid");
+      } else {
+        field.setAttribute("aria-invalid", "true");
+        ids.push(msg.id);
+      }
+      if (ids.length) field.setAttribute("aria-describedby", ids.join(" "));
+      else field.removeAttribute("aria-describedby");
+    });
+  }
+  document.addEventListener("htmx:oobAfterSwap", function () { markFields(document); });
+  document.addEventListener("htmx:afterSettle", function () { countTicked(); });
   // Progress bars carry their value in aria-valuenow; the fill is drawn from it (a style attribute
   // would need 'unsafe-inline' in the CSP; setting the style from script does not).
   function drawProgress(root) {

@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 
 from portal.domain import account_search as limits  # COUNT_CAP: read at call time
 from portal.domain.account_search.conditions import filter_clause
+from portal.domain.account_search.reading import count_upto
 from portal.extensions import db
 from portal.models import Account
 from portal.timeutil import utcnow
@@ -14,7 +15,11 @@ from portal.timeutil import utcnow
 
 @dataclass
 class StatusCounts:
-    """Accounts per status; when `capped`, each number is a lower bound ("10,000+")."""
+    """Accounts per status; when `capped`, each number is a lower bound ("10,000+") except those in `exact`.
+
+    The numbers never contradict each other: the total is the sum when exact, and no number that is a lower
+    bound exceeds the total it is part of (each is at most `cap`).
+    """
 
     counts: dict
     total: int
@@ -22,6 +27,16 @@ class StatusCounts:
     as_of: datetime | None = None
     cached: bool = False
     filtered: bool = False
+    cap: int | None = None
+    exact: frozenset = frozenset()  # statuses counted exactly even when the others are capped
+
+    def number(self, status=""):
+        """The count shown for a status ("" for all)."""
+        return self.total if not status else self.counts.get(status, 0)
+
+    def is_lower_bound(self, status=""):
+        """True when the number for this status ("" for all) means "at least"."""
+        return self.capped and (not status or status not in self.exact)
 
 
 def count_by_status(f, now=None):
@@ -41,7 +56,17 @@ def count_by_status(f, now=None):
     matching = select(Account.status).where(filter_clause(f, with_status=False)).limit(cap + 1).subquery()
     counts = dict(db.session.execute(select(matching.c.status, func.count()).group_by(matching.c.status)).all())
     total = sum(counts.values())
-    return StatusCounts(counts, min(total, cap), total > cap, now, filtered=True)
+    if total <= cap:
+        return StatusCounts(counts, total, False, now, filtered=True, cap=cap)
+    # Beyond the cap every number is "at least", and none may exceed "All": at most cap each. The chosen
+    # status is counted on its own (up to the cap), so the page can say "of 2,345" when it is exact.
+    counts = {status: min(n, cap) for status, n in counts.items()}
+    exact = frozenset()
+    if f.status:
+        n = count_upto(filter_clause(f), cap + 1)
+        counts[f.status] = min(n, cap)
+        exact = frozenset([f.status]) if n <= cap else exact
+    return StatusCounts(counts, cap, True, now, filtered=True, cap=cap, exact=exact)
 
 
 def _global_counts(now):
@@ -53,7 +78,7 @@ def _global_counts(now):
 
     totals = status_counts.current(now)
     counts = {status: n for status, n in totals.counts.items() if n}
-    return StatusCounts(counts, totals.total, False, totals.as_of, cached=totals.cached)
+    return StatusCounts(counts, totals.total, False, totals.as_of, cached=totals.cached, cap=limits.COUNT_CAP)
 
 
 def count_matching(f):
