@@ -12,8 +12,9 @@ failed; cancellation requests are added over the period. Re-running reuses the w
 
 Then it measures the server time of each panel's own request (Flask test client, HX-Request, a signed-in
 super admin: sign-in, the queries and the template), `--rounds` requests each after warm-up, and prints
-p50/p95/max per panel: as kept (nothing changed since the last request), counted afresh (what a process does
-first), and after a status change before every request (one account suspended, then reactivated, in turn).
+p50/p95/max per panel and every round's time: as kept (nothing changed since the last request), counted afresh
+(what a process does first), and after a status change before every request (one account suspended, then
+reactivated, in turn: the status panel brings its kept counts up to date from that change's audit event).
 """
 import argparse
 import os
@@ -346,10 +347,12 @@ def measure(app, rounds):
             timings.append((time.perf_counter() - started) * 1000)
             if response.status_code != 200:
                 raise SystemExit(f"{url} answered {response.status_code}: {response.get_data(as_text=True)[:300]}")
+        in_order = list(timings)
         timings.sort()
         p95 = timings[max(0, int(len(timings) * 0.95) - 1)]
         results[name] = (statistics.median(timings), p95, timings[-1])
-        say(f"  {name:<28} {results[name][0]:8.1f} {p95:8.1f} {timings[-1]:8.1f}")
+        say(f"  {name:<28} {results[name][0]:8.1f} {p95:8.1f} {timings[-1]:8.1f}   load {os.getloadavg()[0]:.2f}")
+        say("    every round, ms: " + " ".join(f"{t:.1f}" for t in in_order))
     return results
 
 

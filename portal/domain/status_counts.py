@@ -252,17 +252,22 @@ def _step(kept, now):
     """
     postgres = _postgres()
     params = {"e": kept.event_id, "a": kept.account_id}
-    in_gaps, gap_params = _gap_clause(kept.gaps) if kept.gaps else ("(1 = 0)", {})
+    in_gaps, gap_params = _gap_clause(kept.gaps) if kept.gaps else (None, {})
     params.update(gap_params)
+    new_events = f"(id > :e OR {in_gaps})" if in_gaps else "id > :e"  # an OR on SQLite would scan the table
+    # SQLite's planner, without statistics, walks an index on account_id or status (the whole table) rather
+    # than the primary-key range; a unary + keeps those columns out of any index
+    plus = "" if postgres else "+"
     parts = [f"SELECT 'e' AS k, {_NULL_TEXT} AS s1, {_NULL_TEXT} AS s2, "
              f"(SELECT coalesce(max(id), 0) FROM audit_events) AS n1, {_NULL_INT} AS n2",
              f"SELECT 'a', {_NULL_TEXT}, {_NULL_TEXT}, (SELECT coalesce(max(id), 0) FROM accounts), {_NULL_INT}",
              # the status changes since, of accounts already counted
              f"SELECT 'm', state_before, state_after, count(*), {_NULL_INT} FROM audit_events "
-             f"WHERE (id > :e OR {in_gaps}) AND state_after IS NOT NULL AND account_id <= :a "
+             f"WHERE {new_events} AND state_after IS NOT NULL AND {plus}account_id <= :a "
              "GROUP BY state_before, state_after",
              # accounts not counted yet, as they are now
-             f"SELECT 'n', status, {_NULL_TEXT}, count(*), {_NULL_INT} FROM accounts WHERE id > :a GROUP BY status"]
+             f"SELECT 'n', status, {_NULL_TEXT}, count(*), {_NULL_INT} FROM accounts WHERE id > :a "
+             f"GROUP BY {plus}status"]
     if postgres:
         if kept.gaps:  # the ids that appeared in the gaps
             parts.append(f"SELECT 'g', {_NULL_TEXT}, {_NULL_TEXT}, id, {_NULL_INT} FROM audit_events WHERE {in_gaps}")
