@@ -8,7 +8,7 @@ ticked list.
 """
 import hashlib
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from sqlalchemy import select, update
@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from portal.extensions import db
 from portal.models import (Account, ApiToken, AuditEvent, CancellationRequest, OutboxEmail, SuspensionRule, SweepRun, User,
                            WebhookDelivery)
-from tests.conftest import browser_login
+from portal.timeutil import utcnow
 
 # GET routes that are not pages a person reads in the portal's own layout.
 NOT_PAGES = ("/healthz", "/api/", "/login")
@@ -37,6 +37,7 @@ def build_world(app, make):
     """The world, one row of every kind a page shows (features, invoice, rule, run, email, webhook, token,
     cancellation request), and world.other_account suspended; returns the world with `ids`."""
     from portal.domain import api_tokens, runs, suspension
+    from portal.domain.billing import ledger
     from portal.domain.cancellations import requests
     from portal.domain.webhooks import create_endpoint
     from portal.domain.webhooks.relay import relay
@@ -63,6 +64,10 @@ def build_world(app, make):
             "channel": "call", "contact_name": "Dana Diaz", "phone": "(201) 555-0123", "request_date": "2026-11-28",
             "collected": "1,200.00", "months": "10", "reason_code": "too_expensive", "reason": "Budget cut."})
         suspension.suspend(admin, w.other_account, "non_payment", "Unpaid since May")
+        limited = make.account(name="Limited Lantern Laundry", last_activity_at=datetime.now())  # limited by its class: the dunning dialogs
+        db.session.get(Account, limited).customer_class_id = w.customer_class
+        db.session.commit()
+        ledger.add_invoice(admin, limited, "49.00", utcnow().date() - timedelta(days=16))
         selection = {"type": "rules", "rules": [{"id": 1, "name": "Inactive 12+ months", "enabled": True,
                                                  "inactivity_months": 12, "min_balance_cents": None,
                                                  "overdue_days": None}]}
@@ -83,7 +88,7 @@ def build_world(app, make):
             "token_id": first(ApiToken),
             "endpoint_id": delivery.endpoint_id if delivery else None,
             "delivery_id": delivery.id if delivery else None,
-            "suspended_account": w.other_account,
+            "suspended_account": w.other_account, "limited_account": limited,
         }
         db.session.remove()
     missing = [name for name, value in w.ids.items() if value is None]
@@ -109,7 +114,7 @@ def page_urls(app, role, ids):
         urls.append(adapter.build(rule.endpoint, {name: ids[name] for name in rule.arguments}))
     if role in ("super_admin", "support") and "suspended_account" in ids:  # the same pages, reactivating
         suspended = ids["suspended_account"]
-        urls += [f"/accounts/{suspended}", f"/accounts/{suspended}/status-dialog"]
+        urls += [f"/accounts/{suspended}", f"/accounts/{suspended}/status-dialog", f"/accounts/{ids['limited_account']}"]
     return urls
 
 

@@ -75,6 +75,7 @@ def test_every_page_and_dialog_passes_axe(app, make, page, axe_source, who):
     checked = page_walk.visit_pages(page, urls, check)
     if who == "super_admin":
         checked += page_walk.open_bulk_dialogs(page, check)
+    print(f"{who}: checked", *checked, sep="\n  ")
     assert len(checked) >= 2, f"only {checked} were pages"  # a user has the reservations
     assert not problems, f"{len(problems)} accessibility problems on {len(checked)} pages and dialogs:\n" + \
         "\n".join(problems)

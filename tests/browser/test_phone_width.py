@@ -82,6 +82,7 @@ def test_every_page_and_dialog_fits_a_phone(app, make, page, who):
     checked = page_walk.visit_pages(page, urls, check)
     if who == "super_admin":
         checked += page_walk.open_bulk_dialogs(page, check)
+    print(f"{who}: checked", *checked, sep="\n  ")
     assert len(checked) >= 2, f"only {checked} were pages"  # a user has the reservations
     assert not problems, f"{len(problems)} of {len(checked)} pages or dialogs scroll sideways at 390px:\n" + \
         "\n".join(problems)
