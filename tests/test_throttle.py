@@ -10,6 +10,7 @@ from tests.conftest import CSRF_RE, PASSWORD
 
 BAD_CREDENTIALS = "Invalid email or password."
 WAIT_RE = re.compile(r"Please wait (\d+) seconds? and try again")
+UNTIL_RE = re.compile(r"\(from \d\d:\d\d:\d\d UTC\)")
 
 
 @pytest.fixture
@@ -43,8 +44,9 @@ def refusal(response):
     match = WAIT_RE.search(html)
     assert match, html
     assert 1 <= int(match.group(1)) <= 60
-    return WAIT_RE.sub("Please wait N seconds and try again", html[html.index('data-testid="login-error"'):
-                                                                   html.index("</div>", match.end())])
+    assert re.search(r"and try again \(from \d\d:\d\d:\d\d UTC\)\. Only failed sign-ins count\.", html), html
+    text = html[html.index('data-testid="login-error"'):html.index("</div>", match.end())]
+    return UNTIL_RE.sub("(from T)", WAIT_RE.sub("Please wait N seconds and try again", text))
 
 
 def test_successful_sign_ins_do_not_use_up_the_limit(client, world):
@@ -58,7 +60,7 @@ def test_successful_sign_ins_do_not_use_up_the_limit(client, world):
 def test_failures_for_one_email_block_it_from_another_address_too(client, world):
     fail(client, world.admin.email, 5, address="10.0.0.1")
     blocked = sign_in(client, world.admin.email, address="10.0.0.2")  # the right password, elsewhere
-    refusal(blocked)
+    assert "too many failed sign-ins for this email" in refusal(blocked)
     assert int(blocked.headers["Retry-After"]) <= 60
     assert sign_in(client, world.support.email, address="10.0.0.2").status_code == 303  # others sign in
     assert sign_in(client, world.admin.email.upper() + " ", address="10.0.0.3").status_code == 429  # same email
@@ -75,7 +77,8 @@ def test_an_unknown_email_is_throttled_exactly_like_a_known_one(client, world):
 def test_failures_from_one_address_block_that_address(client, world):
     for n in range(10):  # ten different emails: no email reaches its own limit
         fail(client, f"guess{n}@example.test", 1, address="10.0.0.7")
-    refusal(sign_in(client, world.admin.email, address="10.0.0.7"))
+    assert "too many failed sign-ins from your network address" in \
+        refusal(sign_in(client, world.admin.email, address="10.0.0.7"))
     assert sign_in(client, world.admin.email, address="10.0.0.8").status_code == 303
 
 

@@ -9,6 +9,7 @@ from werkzeug.exceptions import HTTPException
 from portal.api import problems
 from portal.domain.errors import DomainError
 from portal.extensions import db
+from portal.web import form_expiry
 from portal.web.session import to_login
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,8 @@ def init_app(app):
     def csrf_error(exc):
         if _session_expired():
             return to_login("Your session has expired. Please sign in again.", "info")
+        if not _wants_json() and form_expiry.resendable(exc):  # never acted on: sent again with a fresh token
+            return form_expiry.response()
         return error_response(400, "Your form expired or was sent from elsewhere. Reload the page and try again.")
 
     @app.errorhandler(HTTPException)

@@ -13,6 +13,7 @@ to Redis once Redis answers again.
 import hashlib
 import math
 import time
+from datetime import datetime, timezone
 
 from flask import current_app, g, request
 from flask_limiter.util import get_remote_address
@@ -47,11 +48,14 @@ def wait_text(seconds):
 
 
 def _refused(request_limit):
-    """Answer a throttled sign-in with the form, saying how long to wait (429)."""
-    wait = wait_text(request_limit.window.reset_time - time.time())
+    """Answer a throttled sign-in with the form, saying which limit held, how long to wait and until when (429)."""
+    reset = request_limit.window.reset_time
+    wait = wait_text(reset - time.time())
+    until = datetime.fromtimestamp(math.ceil(reset), timezone.utc).strftime("%H:%M:%S UTC")
+    whose = "for this email" if str(request_limit.key).find("email:") >= 0 else "from your network address"
     return render("auth/login.html", block="login_form", status=429, email=request.form.get("email", ""),
-                  errors={}, form_error=f"Too many attempts: too many failed sign-ins. Please wait {wait} "
-                                        "and try again.")
+                  errors={}, form_error=f"Too many attempts: too many failed sign-ins {whose}. Please wait {wait} "
+                                        f"and try again (from {until}). Only failed sign-ins count.")
 
 
 def limit_failed_sign_ins(view):

@@ -1,0 +1,36 @@
+"""In a real browser (issue 16): a form sent after its token expired keeps what was typed; the page takes the fresh
+token and the same form sends as it is the second time."""
+import pytest
+from playwright.sync_api import expect
+
+from portal.extensions import db
+from portal.models import SuspensionRule
+from tests.conftest import browser_login
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def app_config():
+    return {"WTF_CSRF_TIME_LIMIT": 3}
+
+
+def test_an_expired_rule_form_keeps_the_text_and_sends_the_second_time(app, page, world):
+    with app.app_context():
+        rule = SuspensionRule(name="Dormant", inactivity_months=12, enabled=True)
+        db.session.add(rule)
+        db.session.commit()
+        rule_id = rule.id
+    browser_login(page, world.admin.email)
+    page.goto(f"/rules/{rule_id}/edit")
+    page.get_by_label("Name").fill("Dormant shops")
+    page.wait_for_timeout(3500)  # the page's token expires
+    page.get_by_role("button", name="Save rule").click()
+    expect(page.locator("#toast")).to_contain_text("Your form expired")
+    expect(page.get_by_label("Name")).to_have_value("Dormant shops")  # nothing swapped, nothing lost
+    with app.app_context():
+        assert db.session.get(SuspensionRule, rule_id).name == "Dormant"
+        db.session.remove()
+    page.get_by_role("button", name="Save rule").click()
+    page.wait_for_url("**/rules")
+    expect(page.get_by_test_id("rule").filter(has_text="Dormant shops")).to_have_count(1)
