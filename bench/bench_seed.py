@@ -59,14 +59,27 @@ def report(backend, accounts, elapsed, rows):
           f"({detail})", flush=True)
 
 
-def bench_sqlite(accounts, repeat):
+def bench_sqlite(accounts, repeat, row_trigger=False):
+    """With row_trigger, each round also seeds with the search index's row trigger left on (the baseline the
+    seed's pause of it is measured against), alternating, and prints both and their ratio."""
+    import portal.seed
+
+    paused = portal.seed._pause_search_trigger
     for _ in range(repeat):
-        folder = tempfile.mkdtemp(prefix="bench-seed-")
-        try:
-            elapsed, rows = run_once(f"sqlite:///{folder}/portal.sqlite3", accounts)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-        report("sqlite", accounts, elapsed, rows)
+        times = {}
+        for label in (("paused", "row trigger") if row_trigger else ("paused",)):
+            folder = tempfile.mkdtemp(prefix="bench-seed-")
+            portal.seed._pause_search_trigger = paused if label == "paused" else (lambda conn: None)
+            try:
+                elapsed, rows = run_once(f"sqlite:///{folder}/portal.sqlite3", accounts)
+            finally:
+                portal.seed._pause_search_trigger = paused
+                shutil.rmtree(folder, ignore_errors=True)
+            times[label] = elapsed
+            report("sqlite" if label == "paused" else "sqlite+row", accounts, elapsed, rows)
+        if row_trigger:
+            print(f"  row trigger / paused = {times['row trigger'] / times['paused']:.2f}x "
+                  f"(load {os.getloadavg()[0]:.1f})", flush=True)
 
 
 def bench_postgresql(accounts, repeat):
@@ -89,10 +102,12 @@ def main(argv=None):
     parser.add_argument("--accounts", type=int, default=100_000)
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="sqlite")
     parser.add_argument("--repeat", type=int, default=1, help="runs per database (each on a fresh one)")
+    parser.add_argument("--row-trigger", action="store_true",
+                        help="SQLite: also seed with the search index's row trigger left on, in the same rounds")
     args = parser.parse_args(argv)
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs", flush=True)
     if args.db in ("sqlite", "both"):
-        bench_sqlite(args.accounts, args.repeat)
+        bench_sqlite(args.accounts, args.repeat, args.row_trigger)
     if args.db in ("postgresql", "both"):
         bench_postgresql(args.accounts, args.repeat)
     return 0
