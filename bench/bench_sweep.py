@@ -66,8 +66,8 @@ def _rules(*specs):
 
 
 SHAPES = {  # calibrated on `flask demo seed --accounts 1000000` (seed 42): the share each matches is printed
-    "1%": _rules(("Inactive 33+ months", 33, None, None), ("Balance over $400 unpaid 60+ days", None, 40_000, 60)),
-    "5%": _rules(("Inactive 24+ months", 24, None, None), ("Balance over $200 unpaid 45+ days", None, 20_000, 45)),
+    "1%": _rules(("Inactive 38+ months", 38, None, None), ("Balance over $400 unpaid 60+ days", None, 40_000, 60)),
+    "5%": _rules(("Inactive 33+ months", 33, None, None), ("Balance over $300 unpaid 45+ days", None, 30_000, 45)),
     "33%": _rules(("Inactive 12+ months", 12, None, None), ("Balance over $5 unpaid 30+ days", None, 500, 30)),
     "none": _rules(("Inactive 50+ years", 600, None, None), ("Balance over $1bn unpaid 10+ years", None, 10**11, 3650)),
 }

@@ -47,7 +47,7 @@ def test_chunks_only_where_the_selection_has_accounts_and_the_total_from_the_sam
     assert suspended == {ids[1], ids[7], ids[8]}
 
 
-def test_a_run_that_selects_nothing_has_no_chunk_and_finishes_at_once(ctx, make):
+def test_a_run_that_selects_nothing_has_no_chunk(ctx, make):
     _ids, admin = _population(make, old_positions=set())
     run = _start(admin, _rules(12))
     assert _chunks(run.id) == [] and runs.progress(run.id)["total"] == 0

@@ -403,7 +403,7 @@ def enqueue_unfinished(stale_only=True, now=None):
     return queued
 
 
-def wait_for_run(run_id, timeout=10.0, poll=0.1):
+def wait_for_run(run_id, timeout=10.0, poll=0.02):
     """Return True once the run can be read; False if it is not there after timeout seconds.
 
     A job is queued just before its run commits (start_run), so it may arrive first; if the commit
