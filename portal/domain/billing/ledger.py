@@ -266,6 +266,7 @@ def write_off_in_transaction(actor, account_id, invoice_seq, reason, as_of=None)
     audit.record("invoice_written_off", account.id, actor, reason_note=reason,
                  data={"seq": invoice.seq, "written_off_cents": owed}, now=now)
     restored = after_billing(account, start_before, day, actor, now, "write_off", held)
+    db.session.flush()  # written for the caller, which may read or refresh the account before its commit
     return invoice, restored
 
 
