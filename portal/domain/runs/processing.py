@@ -24,7 +24,7 @@ from portal.domain.errors import DomainError
 from portal.domain.runs.chunk import process_chunk as _process_chunk, run_label
 from portal.domain.runs.starting import (ACTIVE_STATUSES, EXCLUSIVE_KINDS, RunInProgress, _release_claims,
                                          chunk_processor, get_run, lock_for, progress, running_exclusive_run,
-                                         selection_clause)
+                                         selection_clause, sweep_connections)
 from portal.extensions import db
 from portal.models import SweepRun, SweepRunChunk
 from portal.timeutil import utcnow
@@ -75,13 +75,6 @@ def process_run(run_id, worker_name=None, stale_after=None, poll=0.5, connection
     _finish(run.id)
     _sqlite_checkpoint()
     return progress(run_id)
-
-
-def sweep_connections():
-    """How many chunks one worker works on at a time: SWEEP_CONNECTIONS (default 2) on PostgreSQL, 1 on SQLite."""
-    if db.engine.dialect.name != "postgresql":
-        return 1  # one writer at a time: a second connection would only wait for the first
-    return max(1, int(current_app.config.get("SWEEP_CONNECTIONS") or 2))
 
 
 def _work_on(run, worker_name, stale_after, poll, stopped, limit=None):

@@ -200,7 +200,7 @@ def start_run(actor, kind, action, selection, reason_category, reason_note, as_o
     except IntegrityError:
         db.session.rollback()
         raise _start_conflict(period_key, lock) from None
-    counted = _add_chunks(run, selection, counted=total is not None)
+    counted = _add_chunks(run, selection, total)
     total = total if total is not None else counted if counted is not None else _count_selected(run, selection)
     run.params = {"selection": selection, "total": int(total)}
     audit.record(f"run_{kind}_started", None, actor or TRIGGER_ACTORS.get(trigger, "System"), run_id=run.id,
@@ -235,13 +235,32 @@ def _start_conflict(period_key, lock=LOCK):
     return RunInProgress(running_exclusive_run(lock or LOCK), lock or LOCK)
 
 
-def _add_chunks(run, selection, counted=False):
-    """Cut the run's id range into chunks; explicit ids, or an undo's audit trail, narrow the range first.
+def sweep_connections():
+    """How many chunks one worker works on at a time: SWEEP_CONNECTIONS (default 2) on PostgreSQL, 1 on SQLite."""
+    if db.engine.dialect.name != "postgresql":
+        return 1  # one writer at a time: a second connection would only wait for the first
+    return max(1, int(current_app.config.get("SWEEP_CONNECTIONS") or 2))
 
-    A selection by rules or by a filter that the caller has not counted is counted here, block by block of
-    chunk_size ids in the same pass, and only the blocks that hold a selected account become chunks
-    (_add_counted_chunks). Returns that count, or the number of candidates for a selection chunked by its
-    candidates, else None (counted: the caller passes the total).
+
+def _min_chunks():
+    """The fewest chunks a run with anything to do is cut into where possible: on PostgreSQL two per connection
+    of a worker, so that two workers share the work (and a worker's connections do), on SQLite one."""
+    connections = sweep_connections()
+    return 1 if connections == 1 else 2 * connections
+
+
+def _add_chunks(run, selection, total=None):
+    """Cut the run's id range into chunks of about chunk_size SELECTED accounts each; return the count.
+
+    A chunk is a range of ids (claimed, done and claimed again after a crash as a whole). What a chunk costs
+    beyond its accounts is fixed, so a run has as few chunks as its selected accounts allow: about
+    chunk_size selected accounts each, but at least _min_chunks() so that the workers share the work.
+    - Given the total (the clean-up's confirmation, a bulk change's count), the range is cut into that many
+      ranges of equal width: they cover every id, so an account the count did not see is still looked at.
+    - Else a selection by rules or by a filter is counted here, block by block of chunk_size ids in one pass;
+      the blocks that hold a selected account are joined into chunks (a run that selects nothing has none).
+    - Explicit ids and an undo (its accounts from the audit index) narrow the range and are counted first.
+    Returns that count for a selection counted here, else None (the caller passes the total, or counts).
     """
     column, where = Account.id, []
     kind = selection.get("type")
@@ -258,17 +277,61 @@ def _add_chunks(run, selection, counted=False):
     hi = db.session.scalar(select(func.max(column)).where(*where))
     run.min_id, run.max_id = lo, hi
     if lo is None:
-        return 0 if not counted and kind not in ("ids", "undo") else None
-    starts = range(lo, hi + 1, run.chunk_size)
-    found = None
-    if not counted and kind not in ("ids", "undo"):
+        return 0 if total is None and kind not in ("ids", "undo") else None
+    counted = None
+    if total is None and kind not in ("ids", "undo"):
         found = _count_by_block(run, selection, lo)
-        starts = [lo + block * run.chunk_size for block in sorted(found)]
-    if starts:
+        counted = sum(found.values())
+        ranges = _joined_blocks(found, lo, hi, run.chunk_size, _per_chunk(counted, run.chunk_size))
+    else:
+        if total is None:
+            total = counted = _count_selected(run, selection)
+        ranges = _even_ranges(lo, hi, total, run.chunk_size)
+    if ranges:
         db.session.execute(insert(SweepRunChunk), [
-            dict(run_id=run.id, lo=start, hi=min(start + run.chunk_size, hi + 1), matched=0, changed=0, skipped=0)
-            for start in starts])
-    return sum(found.values()) if found is not None else None
+            dict(run_id=run.id, lo=start, hi=end, matched=0, changed=0, skipped=0) for start, end in ranges])
+    return counted
+
+
+def _per_chunk(total, chunk_size):
+    """How many selected accounts a chunk should hold: chunk_size, or fewer to make _min_chunks() chunks."""
+    return max(1, min(chunk_size, -(-int(total) // _min_chunks())))
+
+
+def _chunk_count(total, chunk_size):
+    """How many chunks `total` selected accounts make: about chunk_size each, at least _min_chunks(), and on
+    PostgreSQL a multiple of a worker's connections (so none of them is left idle for the last chunk)."""
+    count = max(_min_chunks(), -(-int(total) // chunk_size))
+    connections = sweep_connections()
+    return -(-count // connections) * connections
+
+
+def _even_ranges(lo, hi, total, chunk_size):
+    """[lo, hi] cut into _chunk_count(total) ranges of equal width, [(start, end)] with end exclusive."""
+    span = hi + 1 - lo
+    width = -(-span // min(span, _chunk_count(total, chunk_size)))
+    return [(start, min(start + width, hi + 1)) for start in range(lo, hi + 1, width)]
+
+
+def _joined_blocks(found, lo, hi, block_size, per_chunk):
+    """Consecutive blocks that hold selected accounts joined into ranges of at most per_chunk of them.
+
+    found: {block number: selected accounts} for blocks of block_size ids from lo. A block holding more than
+    per_chunk is a chunk of its own (a chunk is never less than a block). Blocks without a selected account
+    are left out and never joined over: no chunk reads ids where nothing is selected.
+    """
+    ranges, start, end, held = [], None, None, 0
+    for block in sorted(found):
+        b_start, b_end = lo + block * block_size, min(lo + (block + 1) * block_size, hi + 1)
+        if start is not None and (held + found[block] > per_chunk or b_start != end):
+            ranges.append((start, end))
+            start, held = None, 0
+        if start is None:
+            start = b_start
+        end, held = b_end, held + found[block]
+    if start is not None:
+        ranges.append((start, end))
+    return ranges
 
 
 def _count_by_block(run, selection, lo):
