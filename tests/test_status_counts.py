@@ -99,7 +99,7 @@ class StatusChanges(RuleBasedStateMachine):
     @rule()
     def create_account(self):
         n = len(self.ids)
-        account = self.attempt(onboarding.create_account, self.admin, f"Opened {n}", f"opened{n}@example.test")
+        account = self.attempt(onboarding.create_account, self.admin, f"Opened {n}", f"opened{n}@example.com")
         if account is not None:
             self.ids.append(account.id)
 
@@ -115,9 +115,11 @@ class StatusChanges(RuleBasedStateMachine):
     def payment(self, i):  # nothing overdue any more: service restored
         self.attempt(ledger.record_payment, self.admin, self.pick(i), "100.00")
 
-    @rule(i=st.integers(0, 99))
-    def lift(self, i):
-        self.attempt(overrides.lift, self.admin, self.pick(i), utcnow().date() + timedelta(days=3))
+    @rule(i=st.integers(0, 99), overdue_first=st.booleans())
+    def lift(self, i, overdue_first):  # full service until a date (of an account the schedule restricted)
+        if overdue_first:
+            self.overdue_invoice(i, 25)
+        self.attempt(overrides.lift, self.admin, self.pick(i), utcnow().date() + timedelta(days=3), reason_note=NOTE)
 
     @rule(i=st.integers(0, 99), days=st.sampled_from([17, 25]))
     def daily_run(self, i, days):  # an invoice the run finds (not through billing), and the day's run
@@ -150,7 +152,7 @@ def test_counts_equal_a_fresh_count_after_any_sequence_of_status_changes(ctx, ma
     StatusChanges.admin_id = make.user("super_admin").id
     StatusChanges.cls_id = make.customer_class("Model", limit_after_days=15, suspend_after_days=20)
     run_state_machine_as_test(StatusChanges, settings=settings(
-        max_examples=12, stateful_step_count=14, deadline=None,
+        max_examples=25, stateful_step_count=20, deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))
     assert len(full) == 1
 
