@@ -6,9 +6,9 @@ How a page is read at a million accounts without scanning the table:
   activity range, a customer class) is read through that index, and only those accounts are sorted;
 - otherwise the sort's own index is walked from the cursor in growing windows, at most SCAN_BUDGET entries
   per request; a page not filled within the budget ends with a "keep looking" cursor where the walk stopped.
-- a status of at most RARE_SET accounts (cancelled) is read by its ids from the status sort's index; a rare
-  status with more (limited) is walked in name order along the rare statuses' partial index, which a sweep
-  (active to suspended) does not write;
+- a rare status (limited, cancelled) in name order is walked along the rare statuses' partial index (which a
+  sweep, active to suspended, does not write); a status of at most RARE_SET accounts (cancelled) is read
+  along the (status, id) index in any other order, or when that walk stopped at its budget;
 - a walk under a filter counts its matches first (as far as the page needs): none is an empty page at once,
   and "keep looking" is offered only while more matches may follow.
 

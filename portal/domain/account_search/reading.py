@@ -25,23 +25,29 @@ def read(f, sort, pos, asc, limit, seen=None):
     """
     clause = filter_clause(f)
     ids, restrict, extra = plan(f, sort)
-    index = None
-    if rare_status_walk(f, sort, extra):
+    index, rare_walk = None, rare_status_walk(f, sort, extra)
+    if rare_walk:
         restrict, index = and_(restrict, text(RARE_STATUS_SQL)), "ix_accounts_rare_status_name"
     if ids is not None:
         return by_ids(ids, sort, filter_clause(f, walking=True), pos, asc, limit), None
+    few = f.status and not extra and status_is_few(f.status)
+    if few and not rare_walk:
+        return by_status(f.status, sort, filter_clause(f, walking=True), pos, asc, limit), None
     narrowed = f.narrowed
     bound = (seen or 0) + limit
     matches = count_upto(clause, bound) if narrowed else None
     if matches == 0:
         return [], None
+    windows = limits.WINDOWS[:1] if few else None  # few: a short look along the rare index, then all of them
     rows, frontier = _walk(sort, filter_clause(f, walking=True), restrict, pos, asc, limit, index=index,
-                           index_checks=bool(narrowing(f)) or f.exempt is not None)
+                           index_checks=bool(narrowing(f)) or f.exempt is not None, windows=windows)
     if extra:
         end = (rows[-1].sort_key, rows[-1].id) if len(rows) >= limit else frontier
         rows = rows + by_ids(extra, sort, clause, pos, asc, limit, end)
         rows.sort(key=lambda r: (r.sort_key, r.id), reverse=not asc)
         rows = rows[:limit]
+    if frontier is not None and few:  # a rare match among a rare status's few accounts: read them all
+        return by_status(f.status, sort, filter_clause(f, walking=True), pos, asc, limit), None
     if frontier is not None and matches is not None and seen is not None and asc != sort.descending \
             and matches < bound and matches <= seen + len(rows):
         frontier = None  # walking forward, every match is now shown
@@ -70,10 +76,7 @@ def _probe(clause, order_by, most=None):
 
 
 def plan(f, sort):
-    """Choose how to read: (small id set or None, range restricting the walk, extra ids merged into the walk).
-
-    A status of at most RARE_SET accounts (cancelled, say) is read by its ids from the status index.
-    """
+    """Choose how to read: (small id set or None, range restricting the walk, extra ids merged into the walk)."""
     restrict, extra = true(), []
     if f.q:
         ranges = search_ranges(f.q)
@@ -88,15 +91,35 @@ def plan(f, sort):
         ids = _probe(clause, NARROWING_KEYS[name]())
         if ids is not None:
             return ids, true(), []
-    if f.status and not extra:  # the status index counts them (and lists their ids when few)
-        ids = _probe(Account.status == f.status, Account.status, most=limits.RARE_SET)
-        if ids is not None:
-            return ids, true(), []
     return None, restrict, extra
 
 
+def status_is_few(status):
+    """True when at most RARE_SET accounts have this status (counted on the status index alone)."""
+    counted = select(Account.id).where(Account.status == status).order_by(Account.status)
+    return fetch(select(func.count()).select_from(counted.limit(limits.RARE_SET + 1).subquery())).scalar() \
+        <= limits.RARE_SET
+
+
+def by_status(status, sort, clause, pos, asc, limit):
+    """Return the page's rows among the few accounts of a status (status_is_few), all of them read.
+
+    SQLite reads that status's rows along the (status, id) index and sorts them (no list of ids to bind);
+    PostgreSQL reads them by their ids (one array parameter).
+    """
+    in_status = Account.status == status
+    if db.engine.dialect.name == "postgresql":
+        ids = fetch(select(Account.id).where(in_status).order_by(Account.status)).scalars().all()
+        return by_ids(ids, sort, clause, pos, asc, limit)
+    key = sort.column()
+    stmt = (select(*LIST_COLUMNS, key.label("sort_key")).where(in_status, clause, beyond(sort, pos, asc))
+            .order_by(*order(sort, asc)).limit(limit).with_hint(Account, "INDEXED BY ix_accounts_status_id", "sqlite"))
+    return fetch(stmt).all()
+
+
 def rare_status_walk(f, sort, extra):
-    """True when a walk in name order goes along the rare statuses' own index (limited: too many for ids)."""
+    """True when a walk in name order goes along the rare statuses' own index (a page of limited or cancelled
+    accounts is found within a few hundred entries there; one stopped at its budget is read by_status if few)."""
     return f.status in RARE_STATUSES and sort.key == "name" and not extra
 
 
@@ -116,16 +139,16 @@ def by_ids(ids, sort, clause, pos, asc, limit, end=None):
     return fetch(stmt).all()
 
 
-def _walk(sort, clause, restrict, pos, asc, limit, index=None, index_checks=False):
+def _walk(sort, clause, restrict, pos, asc, limit, index=None, index_checks=False, windows=None):
     """Walk the sort index from pos, at most SCAN_BUDGET entries; return (rows, frontier or None at the end).
 
     `index_checks`: some filter columns are in the name index (class, balance, activity, exempt), so a
     key-range window lets the database test them on index entries and read only candidate rows.
-    `index`: walk this index instead of the sort's own (SQLite hint).
+    `index`: walk this index instead of the sort's own (SQLite hint). `windows`: a shorter walk than WINDOWS.
     """
     if sort.segments:
         return _walk_segments(sort, clause, restrict, pos, asc, limit, index)
-    return _walk_one(sort, clause, restrict, pos, asc, limit, index, index_checks)
+    return _walk_one(sort, clause, restrict, pos, asc, limit, index, index_checks, windows)
 
 
 def _walk_segments(sort, clause, restrict, pos, asc, limit, index):
@@ -147,14 +170,15 @@ def _walk_segments(sort, clause, restrict, pos, asc, limit, index):
     return rows, None
 
 
-def _walk_one(sort, clause, restrict, pos, asc, limit, index=None, index_checks=False):
+def _walk_one(sort, clause, restrict, pos, asc, limit, index=None, index_checks=False, windows=None):
     """Walk one stretch of the sort index (see _walk)."""
+    windows = windows or limits.WINDOWS
     if db.engine.dialect.name == "postgresql" and not (index_checks and sort.key == "name"):
-        return _walk_postgresql(sort, clause, restrict, pos, asc, limit)
-    return _walk_ranges(sort, clause, restrict, pos, asc, limit, index)
+        return _walk_postgresql(sort, clause, restrict, pos, asc, limit, sum(windows))
+    return _walk_ranges(sort, clause, restrict, pos, asc, limit, index, windows)
 
 
-def _walk_ranges(sort, clause, restrict, pos, asc, limit, index=None):
+def _walk_ranges(sort, clause, restrict, pos, asc, limit, index=None, windows=None):
     """Find each window's last entry on the index alone (cheap), then read that bounded key range.
 
     SQLite always walks this way (it would materialise and sort a LIMITed subquery). The name index
@@ -163,7 +187,7 @@ def _walk_ranges(sort, clause, restrict, pos, asc, limit, index=None):
     """
     key, within = sort.column(), bool(sort.segments)
     rows, start = [], pos
-    for size in limits.WINDOWS:
+    for size in windows or limits.WINDOWS:
         end = fetch(hinted(
             select(key, Account.id).where(beyond(sort, start, asc, within), restrict)
             .order_by(*order(sort, asc)).offset(size - 1).limit(1), sort, index)).first()
@@ -178,14 +202,14 @@ def _walk_ranges(sort, clause, restrict, pos, asc, limit, index=None):
     return rows, start
 
 
-def _walk_postgresql(sort, clause, restrict, pos, asc, limit):
+def _walk_postgresql(sort, clause, restrict, pos, asc, limit, budget=None):
     """PostgreSQL: one lazy query; the window's last entry comes back as a sentinel row that fails the filter.
 
     (An index on lower(name) cannot serve index-only scans, so finding the window's end separately would read
     every row twice.) The filter stays out of the WHERE on purpose: there PostgreSQL could skip index
     entries unread and unbounded, or pick another index and sort everything.
     """
-    budget = limits.SCAN_BUDGET
+    budget = budget or limits.SCAN_BUDGET
     key = sort.column()
     walk_order = order(sort, asc)
     window = (select(*LIST_COLUMNS, key.label("sort_key"),
