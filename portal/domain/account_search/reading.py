@@ -173,7 +173,9 @@ def _walk_segments(sort, clause, restrict, pos, asc, limit, index):
 def _walk_one(sort, clause, restrict, pos, asc, limit, index=None, index_checks=False, windows=None):
     """Walk one stretch of the sort index (see _walk)."""
     windows = windows or limits.WINDOWS
-    if db.engine.dialect.name == "postgresql" and not (index_checks and sort.key == "name"):
+    # (PostgreSQL: a segment's status is a constant, so the lazy query's outer ORDER BY would sort its whole
+    # window, and the planner may take the primary key instead of (status, id): key-range windows there too.)
+    if db.engine.dialect.name == "postgresql" and not (index_checks and sort.key == "name") and not sort.segments:
         return _walk_postgresql(sort, clause, restrict, pos, asc, limit, sum(windows))
     return _walk_ranges(sort, clause, restrict, pos, asc, limit, index, windows)
 
