@@ -32,6 +32,16 @@ class PortalWorker(Worker):
                 db.session.remove()
 
 
+def _preload_jobs():
+    """Import the jobs and the domain modules they call once, before any fork: every work horse inherits them,
+    so a job's first start does not pay the imports (a sweep's run engine, its selections, the dunning run)."""
+    import portal.jobs  # noqa: F401
+    from portal.domain import notify, runs, webhooks  # noqa: F401
+    from portal.domain.account_search import conditions  # noqa: F401  (registers the list filter's selection)
+    from portal.domain.dunning import daily  # noqa: F401  (registers the dunning run's selection and chunks)
+    from portal.domain.features import campaigns, social  # noqa: F401
+
+
 def main(argv=None):
     """Parse arguments and run the worker until stopped (or until the queues are empty with --burst)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -46,6 +56,7 @@ def main(argv=None):
         sys.stderr.write(f"worker: {exc}\n")
         return 2
     PortalWorker.flask_app = app
+    _preload_jobs()
     with app.app_context():
         connection = get_redis()
         if QUEUE_SWEEPS in args.queues:  # the database is the truth: pick up runs a killed worker left

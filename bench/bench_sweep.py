@@ -12,14 +12,17 @@ active or limited, not exempt, matching a rule) is suspended with the same colum
 status_reason by rule, status_note, status_source, status_changed_at, suspended_by_run_id, version + 1), one
 audit row per account (when, the run, suspended, the reason, the note, the state before and after), and one
 outbox email per enabled account manager of the account (the clean-up's own text, the reason's wording filled
-in by SQL). After every line the rows it wrote are counted; a round whose lines disagree says so.
+in by SQL). After every line the rows it wrote are counted; a round whose lines disagree says so. Every line
+evaluates the rules as of the same moment (AS_OF, taken once when the benchmark starts: the confirmation's
+counts, every raw line, ours and the preview), so no account drifts across a rule's boundary between lines.
 
   raw     the fastest raw SQL we found for that change, in one transaction per connection, with the portal's
           session settings: on SQLite the same page cache and checkpoint interval as a run's connection, two
           forms (one pass noting the selected accounts in a temporary table then writing the audit rows, the
-          accounts and the emails from it; or the audit rows first, then the accounts and emails found by
-          them), the faster of the round counting; on PostgreSQL one statement (UPDATE ... RETURNING feeding
-          the audit and email INSERTs as data-modifying CTEs), JIT off, on one connection and split by id
+          accounts and the emails from it, the emails starting from its accounts; or the audit rows first,
+          then the accounts and emails found by them), the faster of the round counting; on PostgreSQL one statement (UPDATE ... RETURNING feeding
+          the audit and email INSERTs as data-modifying CTEs, the managers looked up per changed account as
+          ours does), JIT off, on one connection and split by id
           range over --raw-connections connections at once (default 1 and 2: a worker works on two chunks at
           a time, and two workers together keep two in hand), the fastest of the round counting;
   ours    runs.start_run (what the clean-up calls once its confirmation is checked, with the total the
@@ -55,6 +58,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTE = "Benchmark clean-up"  # the reason note of every measurement
 RAW_RUN_ID = 999_999
 RAW_LABEL = "Clean-up run #99"  # the same length as ours' labels ("Clean-up run #NN")
+AS_OF = datetime.utcnow().replace(microsecond=0)  # the rules' moment for every line of every round
 sys.path.insert(0, ROOT)
 os.environ.setdefault("PORTAL_ENV", "development")
 
@@ -204,9 +208,8 @@ class Working:
         from portal.extensions import db
         from portal.models import Account
 
-        now = datetime.utcnow()
         with self.app.app_context():
-            any_shape = or_(*(rules_domain.match_clause(rules, now) for rules in SHAPES.values()))
+            any_shape = or_(*(rules_domain.match_clause(rules, AS_OF) for rules in SHAPES.values()))
             query = select(Account.id, *(getattr(Account, c) for c in SAVED_COLUMNS)).where(
                 and_(Account.status.in_(("active", "limited")), Account.exempt.is_(False), any_shape))
             db.session.execute(text("DROP TABLE IF EXISTS bench_saved"))
@@ -280,21 +283,21 @@ class _RawRun:
 
     kind, action, id, triggered_by_id = "cleanup", "suspend", RAW_RUN_ID, None
 
-    def __init__(self, rules, now):
+    def __init__(self, rules):
         from portal.domain.runs.chunk import BY_RULE
 
-        self.reason_category, self.reason_note, self.as_of = BY_RULE, NOTE, now
+        self.reason_category, self.reason_note, self.as_of = BY_RULE, NOTE, AS_OF
         self.params = {"selection": _selection(rules)}
 
 
-def _target(rules, now):
+def _target(rules):
     from sqlalchemy import and_
 
     from portal.domain import rules as rules_domain
     from portal.models import Account
 
     return and_(Account.status.in_(("active", "limited")), Account.exempt.is_(False),
-                rules_domain.match_clause(rules, now))
+                rules_domain.match_clause(rules, AS_OF))
 
 
 def _account_values(reason, now):
@@ -328,7 +331,7 @@ def _raw_sqlite(app, rules, form):
 
     with app.app_context():
         now = datetime.utcnow()
-        run = _RawRun(rules, now)
+        run = _RawRun(rules)
         acc = Account.__table__
         started = time.perf_counter()
         connection = db.session.connection()
@@ -338,24 +341,27 @@ def _raw_sqlite(app, rules, form):
                       Column("reason", String), prefixes=["TEMPORARY"])
             connection.execute(CreateTable(t, if_not_exists=True))
             connection.execute(insert(t).from_select(["id", "before", "reason"], select(
-                Account.id, Account.status, reason_expression(run)).where(_target(rules, now))))
+                Account.id, Account.status, reason_expression(run)).where(_target(rules))))
             changed = connection.execute(insert(AuditEvent.__table__).from_select(AUDIT_COLUMNS, select(
                 *_audit_row(now, t.c.id, t.c.reason, t.c.before)))).rowcount
             reason = select(t.c.reason).where(t.c.id == Account.id).scalar_subquery()
             connection.execute(update(acc).where(acc.c.id.in_(select(t.c.id))).values(**_account_values(reason, now)))
-            changed_accounts = acc.c.id.in_(select(t.c.id))
+            # the emails from the changed accounts (their managers by the users' account index), as ours
+            changed_rows = (select(t.c.id, acc.c.number, acc.c.name, t.c.reason.label("status_reason"))
+                            .select_from(t).join(acc, acc.c.id == t.c.id).subquery("changed"))
+            emails = email_rows(run, "account_suspended", now, changed_rows)
         else:
             changed = connection.execute(insert(AuditEvent.__table__).from_select(AUDIT_COLUMNS, select(
                 *_audit_row(now, Account.id, reason_expression(run), Account.status)).where(
-                _target(rules, now)))).rowcount
+                _target(rules)))).rowcount
             mine = select(AuditEvent.account_id).where(AuditEvent.actor_run_id == RAW_RUN_ID)
             reason = (select(AuditEvent.reason_category).where(AuditEvent.actor_run_id == RAW_RUN_ID,
                                                                AuditEvent.account_id == Account.id)
                       .scalar_subquery())
             connection.execute(update(acc).where(acc.c.id.in_(mine)).values(**_account_values(reason, now)))
-            changed_accounts = acc.c.suspended_by_run_id == RAW_RUN_ID
-        top = db.session.scalar(select(Account.id).order_by(Account.id.desc()).limit(1)) + 1
-        emails = email_rows(run, "account_suspended", now, acc, 0, top).where(changed_accounts)
+            top = db.session.scalar(select(Account.id).order_by(Account.id.desc()).limit(1)) + 1
+            emails = email_rows(run, "account_suspended", now, acc, 0, top).where(
+                acc.c.suspended_by_run_id == RAW_RUN_ID)
         connection.execute(insert(OutboxEmail.__table__).from_select(OUTBOX_COLUMNS, emails))
         db.session.commit()
         _checkpoint()
@@ -376,19 +382,19 @@ def _raw_postgres_part(app, rules, now, lo, hi, out, index):
 
     with app.app_context():
         try:
-            run = _RawRun(rules, now)
+            run = _RawRun(rules)
             db.session.execute(text("SET LOCAL jit = off"))
             acc = Account.__table__
             old = select(acc.c.id, acc.c.status).where(acc.c.id >= lo, acc.c.id < hi).subquery("old")
             upd = (update(acc).where(acc.c.id == old.c.id, acc.c.status == old.c.status, acc.c.id >= lo,
-                                     acc.c.id < hi, _target(rules, now))
+                                     acc.c.id < hi, _target(rules))
                    .values(**_account_values(reason_expression(run), now))
                    .returning(acc.c.id, old.c.status.label("before"), acc.c.status_reason, acc.c.number, acc.c.name)
                    .cte("upd"))
             audit = insert(AuditEvent.__table__).from_select(AUDIT_COLUMNS, select(
                 *_audit_row(now, upd.c.id, upd.c.status_reason, upd.c.before))).returning(literal(1)).cte("aud")
             emails = insert(OutboxEmail.__table__).from_select(
-                OUTBOX_COLUMNS, email_rows(run, "account_suspended", now, upd, lo, hi)).returning(literal(1)).cte("em")
+                OUTBOX_COLUMNS, email_rows(run, "account_suspended", now, upd, lateral=True)).returning(literal(1)).cte("em")
             out[index] = db.session.execute(select(
                 select(func.count()).select_from(upd).scalar_subquery(),
                 select(func.count()).select_from(audit).scalar_subquery(),
@@ -440,7 +446,7 @@ def preview_time(working, rules):
     app = _app(working.url)
     with app.app_context():
         started = time.perf_counter()
-        result = preview(rules, sample_size=20)
+        result = preview(rules, as_of=AS_OF, sample_size=20)
         db.session.rollback()
         elapsed = time.perf_counter() - started
         db.session.remove()
@@ -545,7 +551,7 @@ def ours(working, rules, workers, total, chunk_size=None):
         with app.app_context():
             started = time.perf_counter()
             run = runs.start_run(None, "cleanup", "suspend", _selection(rules), BY_RULE, NOTE, trigger="cli",
-                                 total=total)
+                                 as_of=AS_OF, total=total)
             run_id = run.id
             while db.session.scalar(select(SweepRun.status).where(SweepRun.id == run_id)) not in ("done", "failed"):
                 db.session.rollback()  # a cheap look every 20 ms; the progress figures once it is done

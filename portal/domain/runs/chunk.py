@@ -9,11 +9,19 @@ SQLite has no data-modifying CTEs and its RETURNING cannot see joined tables: th
 the chunk's selected accounts in a temporary table, and the audit rows, the update and the emails are
 written from it (the write lock is held from the first statement, so nothing changes in between).
 PostgreSQL does it in one statement (after the claim): update the accounts, from the UPDATE's
-RETURNING insert their audit rows and their emails, and count the accounts left alone.
+RETURNING insert their audit rows and their emails, and count the accounts left alone. Either way the
+emails start from the accounts just changed, not from the managers of the chunk's range.
+
+A worker builds a run's statements once (_statements: the rules, the reasons, the skip cases, the email
+text rendered from its template) and every chunk executes them with its range and time bound.
 """
+import json
+import threading
+from collections import OrderedDict
+
 from flask import current_app
-from sqlalchemy import (Column, DateTime, Integer, MetaData, String, Table, and_, case, func, insert, literal, null,
-                        or_, select, text, update)
+from sqlalchemy import (Column, DateTime, Integer, MetaData, String, Table, and_, bindparam, case, func, insert,
+                        literal, null, or_, select, text, update)
 from sqlalchemy.schema import CreateTable
 
 from portal.domain.rules import rule_clause
@@ -92,13 +100,15 @@ def skip_reason_clause(run):
     return case(*whens, else_=null()), or_(*(cond for cond, _ in whens))
 
 
-def process_chunk(run, chunk_id, lo, hi, selected, now):
+def process_chunk(run, chunk_id, lo, hi, selected, now):  # noqa: ARG001 - selected: see below
     """Apply the run to accounts lo <= id < hi in one transaction and mark the chunk done.
 
     Args:
         run: the SweepRun.
         chunk_id, lo, hi: the claimed chunk and its id range.
-        selected: the SQL condition of the run's selection.
+        selected: the SQL condition of the run's selection (what every caller passes: selection_clause of
+            the run's stored selection at its as_of); the statements are built from the run itself, once
+            per worker process (_statements), and only the chunk's range and time change between chunks.
         now: the time written on the changes.
 
     Returns:
@@ -111,9 +121,8 @@ def process_chunk(run, chunk_id, lo, hi, selected, now):
     if claimed != 1:
         db.session.rollback()
         return 0
-    in_chunk = and_(Account.id >= lo, Account.id < hi, selected)
-    change = _change_postgresql if db.engine.dialect.name == "postgresql" else _change_sqlite
-    changed, skip_reasons = change(run, lo, hi, in_chunk, now)
+    statements = _statements(run)
+    changed, skip_reasons = statements.change(lo, hi, now)
     skipped = sum(skip_reasons.values())
     db.session.execute(update(SweepRunChunk).where(SweepRunChunk.id == chunk_id)
                        .values(done_at=now, matched=changed + skipped, changed=changed, skipped=skipped,
@@ -121,6 +130,42 @@ def process_chunk(run, chunk_id, lo, hi, selected, now):
     db.session.execute(update(SweepRun).where(SweepRun.id == run.id).values(heartbeat_at=now, cursor_id=hi - 1))
     db.session.commit()
     return changed
+
+
+# ---------------------------------------------------------------- a run's statements, built once per process
+
+LO, HI = bindparam("lo", type_=Integer()), bindparam("hi", type_=Integer())
+NOW = bindparam("now", type_=DateTime())
+_KEPT_RUNS = 8  # statements of this many runs are kept per process (a worker rarely has more than one)
+_built = OrderedDict()
+_built_lock = threading.Lock()
+
+
+def _statements(run):
+    """The run's chunk statements, built (rules, reasons, skip cases, the emails rendered) once per process.
+
+    They hold the chunk's range and time as bound parameters (:lo, :hi, :now), so each chunk only executes
+    them (SQLAlchemy's compiled cache has their SQL from the first chunk on). Keyed by everything the
+    statements are made of: the run's id, kind, action, reason, note, actor, start and as_of, its
+    selection, the database's dialect and the billing contact the emails name.
+    """
+    key = _statements_key(run)
+    with _built_lock:  # a worker's connections (threads) share one build
+        found = _built.get(key)
+        if found is None:
+            found = _built[key] = (_PostgresqlStatements if db.engine.dialect.name == "postgresql"
+                                   else _SqliteStatements)(run)
+            while len(_built) > _KEPT_RUNS:
+                _built.popitem(last=False)
+        _built.move_to_end(key)
+        return found
+
+
+def _statements_key(run):
+    return (db.engine.dialect.name, run.id, run.kind, run.action, run.reason_category, run.reason_note,
+            run.triggered_by_id, run.created_at, run.as_of,
+            json.dumps((run.params or {}).get("selection"), sort_keys=True, default=str),
+            current_app.config.get("BILLING_CONTACT"))
 
 
 def _account_values(run, after, now):
@@ -135,13 +180,24 @@ def _account_values(run, after, now):
 
 def _audit_values(run, action, now, reason):
     """The audit row's values after the account id: when, who (the run), what, why."""
-    return [literal(now, DateTime()), literal(run.triggered_by_id) if run.triggered_by_id else null(),
+    return [now, literal(run.triggered_by_id) if run.triggered_by_id else null(),
             literal(run.id), literal(run_label(run)), literal(action), reason, literal(run.reason_note)]
 
 
 def _audit_reason(run):
     """The reason an audit event (and a suspended account) records: per account for a rules run."""
     return reason_expression(run) if run.action == "suspend" else literal(run.reason_category)
+
+
+def _in_chunk(run):
+    """The run's selection within the chunk's range (:lo <= id < :hi)."""
+    from portal.domain.runs.starting import selection_clause  # starting imports this module
+
+    return and_(Account.id >= LO, Account.id < HI, selection_clause(run.params["selection"], run.as_of))
+
+
+def _params(lo, hi, now):
+    return {"lo": lo, "hi": hi, "now": now}
 
 
 # ---------------------------------------------------------------- SQLite
@@ -152,53 +208,55 @@ _chunk_rows = Table("run_chunk_rows", MetaData(), Column("id", Integer, primary_
 _CREATE_CHUNK_ROWS = CreateTable(_chunk_rows, if_not_exists=True)
 
 
-def _change_sqlite(run, lo, hi, in_chunk, now):
+class _SqliteStatements:
     """SQLite: sort the chunk's selected accounts once, into a temporary table, then write from it.
 
     One pass over the chunk evaluates the selection and notes for each selected account its state,
     its reason, and why the run leaves it alone (NULL: it changes). The audit rows, the update, the
     skip counts and the emails all read that small table; the write lock, held since the claim, keeps
-    the accounts as they were read. Returns (changed, skip reasons).
+    the accounts as they were read. The emails start from the table's changed accounts (their managers
+    by the users' account index), not from the managers of the chunk's range.
     """
-    connection = db.session.connection()
-    _sqlite_bulk_settings(connection)
-    t = _chunk_rows
-    connection.execute(_CREATE_CHUNK_ROWS)  # once per connection; emptied for each chunk
-    connection.execute(t.delete())
-    skip, _left_alone = skip_reason_clause(run)
-    db.session.execute(insert(t).from_select(
-        ["id", "state_before", "reason", "skip"],
-        select(Account.id, Account.status, _audit_reason(run), skip).where(in_chunk)))
-    changed = _write_from_chunk_rows(run, lo, hi, now)
-    skip_reasons = db.session.execute(select(t.c.skip, func.count()).where(t.c.skip.is_not(None))
-                                      .group_by(t.c.skip)).all()
-    return changed, {str(r): int(c) for r, c in skip_reasons}
 
-
-def _write_from_chunk_rows(run, lo, hi, now):
-    """SQLite: the audit rows, the accounts' new state and the emails of the rows left to change."""
-    after, action, email_kind = ACTIONS[run.action][1:]
-    t = _chunk_rows
-    t_now, *rest = _audit_values(run, action, now, t.c.reason)
-    rows = select(t_now, t.c.id, *rest, t.c.state_before, literal(after)).where(t.c.skip.is_(None))
-    changed = db.session.execute(insert(AuditEvent.__table__).from_select(AUDIT_COLUMNS, rows)).rowcount
-    if not changed:
-        return 0
-    to_change = select(t.c.id).where(t.c.skip.is_(None))
-    values = _account_values(run, after, now)
-    if after == "suspended":
-        values["status_reason"] = select(t.c.reason).where(t.c.id == Account.id).scalar_subquery()
-    db.session.execute(update(Account).where(Account.id.in_(to_change), Account.status.in_(states_changed_by(run)))
+    def __init__(self, run):
+        after, action, email_kind = ACTIONS[run.action][1:]
+        t = _chunk_rows
+        skip, _left_alone = skip_reason_clause(run)
+        self.fill = insert(t).from_select(["id", "state_before", "reason", "skip"], select(
+            Account.id, Account.status, _audit_reason(run), skip).where(_in_chunk(run)))
+        t_now, *rest = _audit_values(run, action, NOW, t.c.reason)
+        self.audit = insert(AuditEvent.__table__).from_select(AUDIT_COLUMNS, select(
+            t_now, t.c.id, *rest, t.c.state_before, literal(after)).where(t.c.skip.is_(None)))
+        to_change = select(t.c.id).where(t.c.skip.is_(None))
+        values = _account_values(run, after, NOW)
+        if after == "suspended":
+            values["status_reason"] = select(t.c.reason).where(t.c.id == Account.id).scalar_subquery()
+        self.update = (update(Account).where(Account.id.in_(to_change), Account.status.in_(states_changed_by(run)))
                        .values(**values).execution_options(synchronize_session=False))
-    # The emails: a suspension finds its accounts by the run's id on the row it joins anyway (only this
-    # transaction writes it in the chunk's range); a reactivation by the temporary table.
-    changed_accounts = (Account.suspended_by_run_id == run.id) if after == "suspended" else Account.id.in_(to_change)
-    emails = email_rows(run, email_kind, now, Account.__table__, lo, hi).where(
-        Account.id >= lo, Account.id < hi, changed_accounts)
-    db.session.execute(insert(OutboxEmail.__table__).from_select(OUTBOX_COLUMNS, emails))
-    if run.action == "reactivate":
-        db.session.execute(_release_held_emails(to_change))
-    return changed
+        changed = (select(t.c.id, Account.number, Account.name, t.c.reason.label("status_reason"))
+                   .select_from(t).join(Account, Account.id == t.c.id).where(t.c.skip.is_(None))
+                   .subquery("changed"))
+        self.emails = insert(OutboxEmail.__table__).from_select(OUTBOX_COLUMNS,
+                                                               email_rows(run, email_kind, NOW, changed))
+        self.release = _release_held_emails(to_change) if run.action == "reactivate" else None
+        self.skips = select(t.c.skip, func.count()).where(t.c.skip.is_not(None)).group_by(t.c.skip)
+
+    def change(self, lo, hi, now):
+        """Returns (changed, skip reasons)."""
+        connection = db.session.connection()
+        _sqlite_bulk_settings(connection)
+        connection.execute(_CREATE_CHUNK_ROWS)  # once per connection; emptied for each chunk
+        connection.execute(_chunk_rows.delete())
+        params = _params(lo, hi, now)
+        db.session.execute(self.fill, params)
+        changed = db.session.execute(self.audit, params).rowcount
+        if changed:
+            db.session.execute(self.update, params)
+            db.session.execute(self.emails, params)
+            if self.release is not None:
+                db.session.execute(self.release)
+        skip_reasons = db.session.execute(self.skips).all()
+        return changed, {str(r): int(c) for r, c in skip_reasons}
 
 
 def _release_held_emails(account_ids):
@@ -223,44 +281,53 @@ def _sqlite_bulk_settings(connection):
 
 # ---------------------------------------------------------------- PostgreSQL
 
-def _change_postgresql(run, lo, hi, in_chunk, now):
+# JIT-compiling each chunk's statements costs more than running them (~0.2 s a statement); and with little
+# work_mem the planner probes the open-invoice index for the chunk's candidates instead of hashing every
+# overdue invoice of the database again for each chunk. One round trip, for this transaction only.
+_PG_CHUNK_SETTINGS = text("SELECT set_config('jit', 'off', true), set_config('work_mem', '1MB', true)")
+
+
+class _PostgresqlStatements:
     """PostgreSQL: one statement updates the accounts and, from its RETURNING, writes the audit rows and emails.
 
     The whole compare-and-set condition is in the UPDATE's own WHERE, so an account changed by
     someone else meanwhile is re-checked on its new version (and left alone if it no longer
     qualifies, or if its status moved); the state before comes from the same snapshot. No separate
-    FOR UPDATE pass: locking each row first cost as much WAL as a second update. Returns (changed,
-    skip reasons).
+    FOR UPDATE pass: locking each row first cost as much WAL as a second update. The emails start from
+    the UPDATE's RETURNING (the changed accounts' managers by the users' account index).
     """
-    after, action, email_kind = ACTIONS[run.action][1:]
-    # JIT-compiling each chunk's statements costs more than running them (~0.2 s a statement); and
-    # with little work_mem the planner probes the open-invoice index for the chunk's few candidates
-    # instead of hashing every overdue invoice of the database again for each chunk.
-    db.session.execute(text("SET LOCAL jit = off"))
-    db.session.execute(text("SET LOCAL work_mem = '1MB'"))
-    acc = Account.__table__
-    values = _account_values(run, after, now)
-    if after == "suspended":
-        values["status_reason"] = reason_expression(run)
-    old = select(acc.c.id, acc.c.status).where(acc.c.id >= lo, acc.c.id < hi).subquery("old")
-    upd = (update(acc).where(acc.c.id == old.c.id, acc.c.status == old.c.status, target_clause(run, in_chunk))
-           .values(**values)
-           .returning(acc.c.id, old.c.status.label("before"), acc.c.status_reason, acc.c.number, acc.c.name)
-           .cte("upd"))
-    reason = upd.c.status_reason if after == "suspended" else literal(run.reason_category)
-    t_now, *rest = _audit_values(run, action, now, reason)
-    writes = [insert(AuditEvent.__table__).from_select(AUDIT_COLUMNS, select(t_now, upd.c.id, *rest, upd.c.before,
-                                                                             literal(after))),
-              insert(OutboxEmail.__table__).from_select(OUTBOX_COLUMNS, email_rows(run, email_kind, now, upd, lo, hi))]
-    if run.action == "reactivate":
-        writes.append(_release_held_emails(select(upd.c.id)))
-    # Every data-modifying CTE runs once, to completion; the statement reads how many rows each wrote,
-    # and counts what the selection matched but the run leaves alone in the same snapshot, i.e. as the
-    # accounts were before this statement changed them.
-    ctes = [write.returning(literal(1).label("one")).cte(f"w{i}") for i, write in enumerate(writes)]
-    counts = [select(func.count()).select_from(c).scalar_subquery() for c in ctes]
-    changed, skip_reasons = db.session.execute(select(counts[0], _skip_reasons(run, in_chunk), *counts[1:])).one()[:2]
-    return changed, {str(r): int(c) for r, c in (skip_reasons or {}).items()}
+
+    def __init__(self, run):
+        after, action, email_kind = ACTIONS[run.action][1:]
+        in_chunk = _in_chunk(run)
+        acc = Account.__table__
+        values = _account_values(run, after, NOW)
+        if after == "suspended":
+            values["status_reason"] = reason_expression(run)
+        old = select(acc.c.id, acc.c.status).where(acc.c.id >= LO, acc.c.id < HI).subquery("old")
+        upd = (update(acc).where(acc.c.id == old.c.id, acc.c.status == old.c.status, target_clause(run, in_chunk))
+               .values(**values)
+               .returning(acc.c.id, old.c.status.label("before"), acc.c.status_reason, acc.c.number, acc.c.name)
+               .cte("upd"))
+        reason = upd.c.status_reason if after == "suspended" else literal(run.reason_category)
+        t_now, *rest = _audit_values(run, action, NOW, reason)
+        writes = [insert(AuditEvent.__table__).from_select(AUDIT_COLUMNS, select(t_now, upd.c.id, *rest, upd.c.before,
+                                                                                 literal(after))),
+                  insert(OutboxEmail.__table__).from_select(OUTBOX_COLUMNS, email_rows(run, email_kind, NOW, upd, lateral=True))]
+        if run.action == "reactivate":
+            writes.append(_release_held_emails(select(upd.c.id)))
+        # Every data-modifying CTE runs once, to completion; the statement reads how many rows each wrote,
+        # and counts what the selection matched but the run leaves alone in the same snapshot, i.e. as the
+        # accounts were before this statement changed them.
+        ctes = [write.returning(literal(1).label("one")).cte(f"w{i}") for i, write in enumerate(writes)]
+        counts = [select(func.count()).select_from(c).scalar_subquery() for c in ctes]
+        self.change_statement = select(counts[0], _skip_reasons(run, in_chunk), *counts[1:])
+
+    def change(self, lo, hi, now):
+        """Returns (changed, skip reasons)."""
+        db.session.execute(_PG_CHUNK_SETTINGS)
+        changed, skip_reasons = db.session.execute(self.change_statement, _params(lo, hi, now)).one()[:2]
+        return changed, {str(r): int(c) for r, c in (skip_reasons or {}).items()}
 
 
 def _skip_reasons(run, in_chunk):

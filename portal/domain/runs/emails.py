@@ -6,7 +6,8 @@ SQL fills them in for each row, so queueing 30,000 emails is one INSERT ... SELE
 import re
 
 from flask import current_app
-from sqlalchemy import DateTime, case, literal, select
+from sqlalchemy import DateTime, case, literal, select, true
+from sqlalchemy.sql.elements import ClauseElement
 
 from portal.domain.gate import REASONS, SUSPENSION_BANNERS
 from portal.models import User
@@ -15,18 +16,28 @@ BY_RULE = "by_rule"  # a rules run's reason: non-payment where a money rule matc
 OUTBOX_COLUMNS = ["created_at", "account_id", "user_id", "kind", "to_addr", "subject", "body", "status", "attempts"]
 
 
-def email_rows(run, email_kind, now, account, lo, hi):
-    """SELECT the outbox rows for the managers of the accounts in `account` with lo <= id < hi.
+def email_rows(run, email_kind, now, account, lo=None, hi=None, lateral=False):
+    """SELECT the outbox rows for the managers of the accounts in `account` (with lo <= id < hi if given).
 
     Args:
         run: the SweepRun (its reason and note are in the text).
         email_kind: account_suspended | account_reactivated.
-        now: the time the emails are queued.
-        account: a table or CTE with the changed accounts' id, number, name and status_reason columns
-            (the accounts table itself, filtered by the caller, or an UPDATE's RETURNING).
-        lo, hi: the chunk's id range (lets the database walk the managers by account id).
+        now: the time the emails are queued (a datetime, or a bound parameter of the statement).
+        account: a table, subquery or CTE with the changed accounts' id, number, name and status_reason
+            columns (the accounts changed, e.g. an UPDATE's RETURNING: their managers are found by the
+            users' account index).
+        lo, hi: an id range to hold the managers to (a caller starting from the accounts table itself).
+        lateral: PostgreSQL: look each account's managers up by the users' account index (LATERAL), whatever
+            the planner guesses of how many accounts there are (it guesses an UPDATE's RETURNING high, and
+            then reads every user of the database into a hash for a few hundred changed accounts).
     """
-    fields = {"\x01USER\x01": User.name, "\x01NUMBER\x01": account.c.number, "\x01NAME\x01": account.c.name}
+    managers = User.__table__
+    if lateral:
+        managers = (select(User.id, User.name, User.email).where(
+            User.account_id == account.c.id, User.role == "account_manager", User.disabled.is_(False),
+            User.email_notifications.is_(True)).offset(0).lateral("managers"))  # OFFSET: not pulled up into a join
+    user = managers.c
+    fields = {"\x01USER\x01": user.name, "\x01NUMBER\x01": account.c.number, "\x01NAME\x01": account.c.name}
     subject = _concat(_subject(email_kind), fields)
     if run.reason_category == BY_RULE and email_kind == "account_suspended":
         # The wording follows each account's reason (written on it by the same chunk).
@@ -34,11 +45,17 @@ def email_rows(run, email_kind, now, account, lo, hi):
                     else_=_concat(_body(run, email_kind, "inactivity"), fields))
     else:
         body = _concat(_body(run, email_kind, run.reason_category), fields)
-    return (select(literal(now, DateTime()), account.c.id, User.id, literal(email_kind), User.email,
-                   subject, body, literal("pending"), literal(0))
-            .select_from(User).join(account, account.c.id == User.account_id)
-            .where(User.account_id >= lo, User.account_id < hi, User.role == "account_manager",
-                   User.disabled.is_(False), User.email_notifications.is_(True)))
+    queued_at = now if isinstance(now, ClauseElement) else literal(now, DateTime())
+    query = select(queued_at, account.c.id, user.id, literal(email_kind), user.email, subject, body,
+                   literal("pending"), literal(0))
+    if lateral:
+        query = query.select_from(account).join(managers, true())
+    else:
+        query = (query.select_from(account).join(User, User.account_id == account.c.id)
+                 .where(User.role == "account_manager", User.disabled.is_(False), User.email_notifications.is_(True)))
+    if lo is not None:
+        query = query.where(User.account_id >= lo, User.account_id < hi)
+    return query
 
 
 class _UserPlaceholder:
