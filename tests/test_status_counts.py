@@ -59,10 +59,14 @@ class StatusChanges(RuleBasedStateMachine):
 
     def attempt(self, change, *args, **kwargs):
         try:
-            return change(*args, **kwargs)
+            done = change(*args, **kwargs)
         except DomainError:
             db.session.rollback()
             return None
+        open_writes = (status_counts._own_writes_sqlite() if db.engine.dialect.name == "sqlite" else
+                       db.session.execute(text("SELECT pg_current_xact_id_if_assigned()")).scalar() is not None)
+        assert not open_writes, f"{change.__name__} returned with its writes not committed"
+        return done
 
     @rule(i=st.integers(0, 99))
     def suspend(self, i):
