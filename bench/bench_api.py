@@ -20,10 +20,16 @@ private Redis, the API's per-token limit raised (PORTAL_API_RATE_LIMIT) so it me
 3. Throughput: --clients threads, each its own kept-alive connection, no think time, for --seconds: GETs, then
    payment pushes. Requests/s, errors, p95 of the round trip and of the server time under that load.
 
+With --baseline DIR (another tree of the portal, such as `git archive` of the commit before a change), a second
+gunicorn runs that tree's code on the same database beside this tree's, and phases 1 and 3 measure both in one
+run: one client alternates its requests between the two servers (the same load for both, request by request),
+then each server's throughput in turn. Phase 2 is this tree's only.
+
 Every request times out after 30 s; a phase stops starting requests after --seconds. The load average before and
 after each database is printed: the machine is shared, so read figures with it.
 """
 import argparse
+import contextlib
 import os
 import random
 import sys
@@ -38,6 +44,7 @@ sys.path[:0] = [ROOT, HERE]
 
 import httpx  # noqa: E402
 
+import bench_http  # noqa: E402
 from bench_http import ProductionServer, load_average, percentile, server_ms  # noqa: E402
 from bench_load import _app, postgres_database, say, sqlite_database  # noqa: E402
 
@@ -222,6 +229,62 @@ def describe(label, recorder, rate=None):
         say(f"    error: {sample}")
 
 
+class TreeServer(ProductionServer):
+    """The production server run from another tree of the portal (--baseline)."""
+
+    def __init__(self, root, *args, **kwargs):
+        self.root = root
+        super().__init__(*args, **kwargs)
+
+    def __enter__(self):
+        saved, bench_http.ROOT = bench_http.ROOT, self.root
+        try:
+            return super().__enter__()
+        finally:
+            bench_http.ROOT = saved
+
+
+def alternating(urls, token, call, items):
+    """One client per server, taking the items in turn (the first WARMUP rounds not counted); one Recorder each."""
+    recorders = [Recorder() for _ in urls]
+    with contextlib.ExitStack() as stack:
+        clients = [stack.enter_context(api_client(url, token)) for url in urls]
+        for index, item in enumerate(items):
+            which = index % len(urls)
+            timed(recorders[which] if index >= WARMUP * len(urls) else None, call, clients[which], item)
+    return recorders
+
+
+def bench_pair(db_name, url, args, redis_url):
+    """This tree and --baseline's, side by side on one database (see the module docstring)."""
+    rng = random.Random(20261201)
+    per_second = 400
+    count = 2 * (args.samples + WARMUP)
+    token, numbers, targets = prepare(url, count - WARMUP, count + 2 * per_second * int(args.seconds), rng)
+    say(f"{db_name}: this tree ({ROOT}) and the baseline ({args.baseline}) side by side; load average "
+        f"{load_average()}")
+    env = {"PORTAL_API_RATE_LIMIT": "1000000 per minute"}
+    log = os.path.join(args.data_dir, f"gunicorn-{db_name}.log")
+    with ProductionServer(url, redis_url, workers=args.workers, log_path=log, extra_env=env) as ours, \
+            TreeServer(args.baseline, url, redis_url, workers=args.workers, log_path=log + ".baseline",
+                       extra_env=env) as base:
+        names = ("ours", "baseline")
+        for kind, call, items in (("GET account", get_account, numbers[:count]),
+                                  ("payment push", push_payment, targets[:count])):
+            for name, recorder in zip(names, alternating([ours.url, base.url], token, call, items)):
+                describe(f"{kind}, 1 client, {name}", recorder)
+            say(f"    load average {load_average()}")
+        rest = targets[count:]
+        reads = numbers * (1 + int(args.seconds * 2000 // max(1, len(numbers))))
+        for name, server, paying in (("ours", ours, rest[0::2]), ("baseline", base, rest[1::2])):
+            recorder, rate = concurrent(server.url, token, get_account, reads, args.clients, args.seconds)
+            describe(f"GET, {args.clients} clients, {name}", recorder, rate)
+            recorder, rate = concurrent(server.url, token, push_payment, paying, args.clients, args.seconds)
+            describe(f"payment, {args.clients} clients, {name}", recorder, rate)
+            say(f"    load average {load_average()}")
+    say(f"  load average after {load_average()}")
+
+
 def bench_database(db_name, url, args, redis_url):
     rng = random.Random(20261201)
     per_second = 400  # payments a second at most, to size the targets of the throughput phase
@@ -264,6 +327,7 @@ def main(argv=None):
     parser.add_argument("--data-dir", default=os.environ.get("BENCH_API_DIR", "/tmp/portal-bench-api"))
     parser.add_argument("--keep-cluster", action="store_true", help="leave the PostgreSQL cluster running")
     parser.add_argument("--seed-only", action="store_true", help="seed the databases, measure nothing")
+    parser.add_argument("--baseline", help="another tree of the portal to measure beside this one (see above)")
     parser.add_argument("--show-statements", action="store_true",
                         help="print the SQL statements of the last in-process request of each kind")
     args = parser.parse_args(argv)
@@ -278,12 +342,12 @@ def main(argv=None):
         if args.db in ("sqlite", "both"):
             url = sqlite_database(args.data_dir, args.accounts)
             if not args.seed_only:
-                bench_database("sqlite", url, args, redis.url)
+                (bench_pair if args.baseline else bench_database)("sqlite", url, args, redis.url)
         if args.db in ("postgresql", "both"):
             cluster = BenchCluster(os.path.join(args.data_dir, "pg")).start()
             url = postgres_database(cluster, args.accounts)
             if not args.seed_only:
-                bench_database("postgresql", url, args, redis.url)
+                (bench_pair if args.baseline else bench_database)("postgresql", url, args, redis.url)
     finally:
         if cluster is not None and not args.keep_cluster:
             cluster.stop()
