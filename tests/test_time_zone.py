@@ -128,3 +128,16 @@ def test_csv_exports_write_iso_8601_with_the_zone(app, world, suspended, auth, c
     assert all(r["created_at"].endswith("+00:00") for r in accounts)
     events = list(csv.reader(io.StringIO(client.get("/audit/export.csv").get_data(as_text=True))))
     assert "2026-12-01T14:05:00+00:00" in [row[1] for row in events[1:]]
+
+
+def test_the_sign_in_limit_says_until_when_in_the_configured_zone(app, world, client):
+    import re
+
+    from tests.test_throttle import fail, sign_in
+
+    app.config["DISPLAY_TIMEZONE"] = "Asia/Kolkata"  # +05:30 all year: no daylight saving to trip over
+    fail(client, world.admin.email, 5)  # the default email limit: 5 a minute
+    response = sign_in(client, world.admin.email, "wrong password")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 429, html
+    assert re.search(r"and try again \(from \d\d:\d\d:\d\d IST\)", html), html

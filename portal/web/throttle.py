@@ -21,6 +21,7 @@ from flask_limiter.util import get_remote_address
 from portal.extensions import limiter
 from portal.plurals import count
 from portal.web.helpers import render
+from portal.web.words import local_time
 
 
 def record_failure():
@@ -51,7 +52,7 @@ def _refused(request_limit):
     """Answer a throttled sign-in with the form, saying which limit held, how long to wait and until when (429)."""
     reset = request_limit.window.reset_time
     wait = wait_text(reset - time.time())
-    until = datetime.fromtimestamp(math.ceil(reset), timezone.utc).strftime("%H:%M:%S UTC")
+    until = local_time(datetime.fromtimestamp(math.ceil(reset), timezone.utc).replace(tzinfo=None), "%H:%M:%S")
     whose = "for this email" if str(request_limit.key).find("email:") >= 0 else "from your network address"
     return render("auth/login.html", block="login_form", status=429, email=request.form.get("email", ""),
                   errors={}, form_error=f"Too many attempts: too many failed sign-ins {whose}. Please wait {wait} "
