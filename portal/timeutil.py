@@ -37,6 +37,15 @@ def in_zone(moment, zone):
     return aware.astimezone(zone)
 
 
+def utc_from_local(moment, zone):
+    """Return a naive wall-clock time in zone (a ZoneInfo) as naive UTC, the form times are stored in.
+
+    A wall time that happens twice (the hour clocks go back) is taken the first time; one that never happens
+    (the hour clocks go forward) is moved on by the gap, as zoneinfo resolves it (fold=0).
+    """
+    return moment.replace(tzinfo=zone).astimezone(timezone.utc).replace(tzinfo=None)
+
+
 def zone_named(name):
     """Return the ZoneInfo called name ("UTC", "Europe/Berlin").
 

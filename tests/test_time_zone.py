@@ -141,3 +141,23 @@ def test_the_sign_in_limit_says_until_when_in_the_configured_zone(app, world, cl
     html = response.get_data(as_text=True)
     assert response.status_code == 429, html
     assert re.search(r"and try again \(from \d\d:\d\d:\d\d IST\)", html), html
+
+
+def test_a_reservation_time_is_typed_in_the_zone_the_page_shows(app, world, auth, client):
+    """The booking form's date and time is read in the display zone, stored as UTC and shown as typed."""
+    from portal.extensions import db
+    from portal.models import Reservation
+
+    app.config["DISPLAY_TIMEZONE"] = "Europe/Berlin"
+    auth.login(world.manager.email)
+    response = auth.post("/reservations", {"starts_at": "2099-01-10T19:30", "party_size": "2", "note": ""})
+    assert response.status_code == 303, response.get_data(as_text=True)
+    with app.app_context():
+        stored = db.session.scalars(db.select(Reservation.starts_at).where(Reservation.account_id == world.account)
+                                    .order_by(Reservation.id.desc())).first()
+    assert stored == datetime(2099, 1, 10, 18, 30)  # CET is UTC+1 in January
+    assert "2099-01-10 19:30 CET" in client.get("/reservations").get_data(as_text=True)
+    response = auth.post("/reservations", {"starts_at": "2099-07-10T19:30+00:00", "party_size": "2", "note": ""})
+    with app.app_context():  # an explicit offset is taken as given
+        assert db.session.scalars(db.select(Reservation.starts_at).order_by(Reservation.id.desc())).first() \
+            == datetime(2099, 7, 10, 19, 30)

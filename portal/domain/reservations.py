@@ -1,4 +1,6 @@
 """Reservations made by customers; booking asks the gate first."""
+import re
+
 from sqlalchemy import select, update
 
 from portal.domain.errors import Conflict, ValidationFailed
@@ -6,7 +8,7 @@ from portal.domain.gate import require
 from portal.domain.parsing import InvalidValue, iso_datetime, text_problem, whole_number
 from portal.extensions import db
 from portal.models import Account, Reservation
-from portal.timeutil import utcnow
+from portal.timeutil import utc_from_local, utcnow
 
 PARTY_MAX = 50
 
@@ -18,11 +20,16 @@ def list_reservations(account_id, limit=50):
     return list(db.session.scalars(stmt))
 
 
-def _parse(starts_at, party_size, note, now):
+_OFFSET = re.compile(r"(Z|[+-]\d\d(:?\d\d)?)$", re.IGNORECASE)
+
+
+def _parse(starts_at, party_size, note, now, zone=None):
     errors = {}
     when = None
     try:
         when = iso_datetime(starts_at, "Enter a date and time, e.g. 2026-12-24 19:30.")
+        if zone is not None and not _OFFSET.search((starts_at or "").strip()):
+            when = utc_from_local(when, zone)  # typed as the page shows times: in the display zone
         if when < now:
             errors["starts_at"] = "Choose a time in the future."
     except InvalidValue as exc:
@@ -42,7 +49,7 @@ def _parse(starts_at, party_size, note, now):
     return when, size, note or None
 
 
-def book(actor, starts_at, party_size, note=None, now=None):
+def book(actor, starts_at, party_size, note=None, now=None, zone=None):
     """Book a reservation on the actor's own account, if the gate allows it.
 
     The gate is asked first, so a refused customer sees why before any field errors. The insert is
@@ -55,6 +62,8 @@ def book(actor, starts_at, party_size, note=None, now=None):
         party_size: number of guests (1..50).
         note: optional note, up to 500 characters.
         now: the time of booking (default now).
+        zone: the ZoneInfo a starts_at without an offset is a wall-clock time in (the pages' display zone);
+            None: UTC.
 
     Returns:
         The new Reservation.
@@ -66,7 +75,7 @@ def book(actor, starts_at, party_size, note=None, now=None):
     now = now or utcnow()
     account = db.session.get(Account, actor.account_id, populate_existing=True) if actor.account_id else None
     require(actor, "book_reservation", account)
-    when, size, note = _parse(starts_at, party_size, note, now)
+    when, size, note = _parse(starts_at, party_size, note, now, zone)
     reservation = Reservation(account_id=account.id, user_id=actor.id, created_at=now, starts_at=when,
                               party_size=size, note=note)
     db.session.add(reservation)

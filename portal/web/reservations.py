@@ -7,6 +7,7 @@ from portal.domain.errors import Conflict, PermissionDenied, ValidationFailed
 from portal.domain.gate import may
 from portal.web.access import CUSTOMERS, roles_required
 from portal.web.helpers import redirect_after_post, render
+from portal.web.words import display_zone
 
 bp = Blueprint("reservations", __name__, url_prefix="/reservations")
 
@@ -32,7 +33,8 @@ def book():
     """Book a reservation, unless the gate refuses."""
     form = request.form.to_dict()
     try:
-        reservations_domain.book(current_user, form.get("starts_at"), form.get("party_size"), form.get("note"))
+        reservations_domain.book(current_user, form.get("starts_at"), form.get("party_size"), form.get("note"),
+                                 zone=display_zone())
     except ValidationFailed as exc:
         return _page(422, form, exc.field_errors)
     except (PermissionDenied, Conflict) as exc:  # nothing was stored; say why in place of the form
