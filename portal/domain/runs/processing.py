@@ -59,7 +59,7 @@ def process_run(run_id, worker_name=None, stale_after=None, poll=0.5, connection
         thread.start()
     try:
         try:
-            _work_on(run, worker_name, stale_after, poll, stopped)
+            _work_on(run, worker_name, stale_after, poll, stopped, connections)
         finally:
             stopped.set()
             for helper in helpers:  # each finishes the chunk in hand
@@ -113,8 +113,10 @@ class _Helper(threading.Thread):
 
     It claims a chunk only while fewer than `limit` (the worker's connections) of the run's chunks are in
     hand, counting every worker's: two workers of two connections each keep two chunks going, not four
-    (more chunks at a time than the database has cores is slower). Each worker's own connection always
-    claims, so a killed worker's chunk, in hand until it goes stale, never stops the run.
+    (more chunks at a time than the database has cores is slower). The worker's own connection claims under
+    the same limit: when each worker's own connection always claimed, two workers kept three chunks going
+    over a run's four, and the last one ran alone. A killed worker's chunks count as in hand only until they
+    go stale (SWEEP_CHUNK_STALE_SECONDS), so they hold the others back no longer than they wait themselves.
     """
 
     def __init__(self, app, run_id, worker_name, stale_after, poll, stopped, limit):
