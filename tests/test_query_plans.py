@@ -145,6 +145,7 @@ def test_deep_pages_use_an_index_in_every_sort(app, world, population, auth, cli
 def test_the_bounded_walk_and_the_merged_search_use_indexes(app, world, population, auth, client, captured,
                                                             monkeypatch):
     monkeypatch.setattr(search, "SMALL_SET", 3)  # every filter counts as "many": the walk path
+    monkeypatch.setattr(search, "SEARCH_SET", 3)
     monkeypatch.setattr(search, "WINDOWS", (4, 4))
     monkeypatch.setattr(search, "SCAN_BUDGET", 8)
     login(auth, world.support)
@@ -235,6 +236,7 @@ def test_the_run_filter_uses_the_audit_index(app, world, population, changed_run
                                              monkeypatch, what, url, walk):
     if walk:  # the run changed "many": the list walks its sort index, the export reads the run's ids in chunks
         monkeypatch.setattr(search, "SMALL_SET", 3)
+        monkeypatch.setattr(search, "SEARCH_SET", 3)
         monkeypatch.setattr(search, "WINDOWS", (4, 4))
         monkeypatch.setattr(search, "SCAN_BUDGET", 8)
         monkeypatch.setattr(search, "EXPORT_CHUNK", 5)

@@ -266,6 +266,7 @@ def test_search_queries_never_scan_accounts_in_full(app, world, shops, auth, cli
 
     if walk:  # every search counts as common: the list walks its order and tests the words on each row
         monkeypatch.setattr(search, "SMALL_SET", 1)
+        monkeypatch.setattr(search, "SEARCH_SET", 1)
         monkeypatch.setattr(search, "WINDOWS", (4, 4))
         monkeypatch.setattr(search, "SCAN_BUDGET", 8)
     auth.login(world.support.email)

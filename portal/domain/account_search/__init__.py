@@ -3,7 +3,9 @@ and the bulk engine's "filter" selection, all built from one WHERE builder (`fil
 
 How a page is read at a million accounts without scanning the table:
 - a filter that an index narrows to at most SMALL_SET accounts (a search prefix, exempt, a balance or
-  activity range, a customer class) is read through that index, and only those accounts are sorted;
+  activity range, a customer class) is read through that index, and only those accounts are sorted; a search
+  with a word of 3+ letters or digits asks its trigram index once per request, for up to SEARCH_SET + 1
+  candidates: at most SEARCH_SET are read and sorted, more make it a common search that the walk tests;
 - otherwise the sort's own index is walked from the cursor in growing windows, at most SCAN_BUDGET entries
   per request; a page not filled within the budget ends with a "keep looking" cursor where the walk stopped.
 - a rare status (limited, cancelled) in name order is walked along the rare statuses' partial index (which a
@@ -37,6 +39,7 @@ from portal.domain.account_search.paging import Page, list_page, sample  # noqa:
 from portal.domain.account_search.rows import LIST_COLUMNS, class_names, get_row  # noqa: F401  (re-exported)
 
 SMALL_SET = 2_000  # a narrowing filter matching at most this many accounts is read through its own index
+SEARCH_SET = 5_000  # a search whose trigram index finds at most this many candidates reads (and sorts) them all
 RARE_SET = 10_000  # a status with at most this many accounts is read by its ids
 WINDOWS = (2_000, 18_000)  # index entries walked per step; their sum is the per-request budget
 SCAN_BUDGET = sum(WINDOWS)

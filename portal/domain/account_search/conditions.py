@@ -4,11 +4,11 @@ from datetime import datetime
 
 from sqlalchemy import and_, func, or_, true
 
-from portal.domain import account_search as limits  # SMALL_SET: read at call time
 from portal.domain import runs
 from portal.domain.account_search import words
 from portal.domain.account_search.by_run import changed_by_run
 from portal.domain.account_search.filters import parse_filters
+from portal.domain.account_search.rows import fetch
 from portal.domain.errors import ValidationFailed
 from portal.extensions import db
 from portal.models import Account
@@ -37,16 +37,25 @@ def prefix_ranges(q):
 
 
 def search_ranges(q):
-    """Return {key: condition} of the index lookups that find a search's candidates, each probed on its own.
+    """Return {key: condition} of the prefix lookups of a search of short words only (name, email, number,
+    as their btree indexes serve them), each probed on its own; {} for a search with an indexed word (those
+    are found once by search_ids)."""
+    found = words.split_words(q)
+    if found.indexed:
+        return {}
+    return prefix_ranges(q)
 
-    A search with a word of 3+ letters or digits: {"text": at most SMALL_SET + 1 accounts from the trigram
-    index} (more means a common word: the list walks its order and tests each row). A search of short words
-    only: the prefix ranges of name, email and number, as their btree indexes serve them.
+
+def search_ids(q, most):
+    """Return the ids of up to most + 1 accounts the trigram index finds for q (candidates: the rows still
+    have to pass the exact test, filter_clause(f, walking=True)), or None for a search of short words only.
+
+    One lookup per request: at most `most` back is the whole candidate set; more means a common search.
     """
     found = words.split_words(q)
     if not found.indexed:
-        return prefix_ranges(q)
-    return {"text": words.candidates(found, db.engine.dialect.name, limits.SMALL_SET + 1)}
+        return None
+    return fetch(words.candidates(found, db.engine.dialect.name, most + 1)).scalars().all()
 
 
 def search_clause(q, walking=False):

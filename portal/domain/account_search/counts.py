@@ -2,11 +2,12 @@
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 
 from portal.domain import account_search as limits  # COUNT_CAP: read at call time
-from portal.domain.account_search.conditions import filter_clause
-from portal.domain.account_search.reading import count_upto
+from portal.domain.account_search.conditions import filter_clause, search_ids
+from portal.domain.account_search.reading import count_upto, id_in
+from portal.domain.account_search.rows import fetch
 from portal.extensions import db
 from portal.models import Account
 from portal.timeutil import utcnow
@@ -53,6 +54,9 @@ def count_by_status(f, now=None):
     if not replace(f, status="").narrowed:
         return _global_counts(now)
     cap = limits.COUNT_CAP
+    candidates = search_ids(f.q, cap) if f.q else None
+    if candidates is not None:
+        return _search_counts(f, candidates, cap, now)
     matching = select(Account.status).where(filter_clause(f, with_status=False)).limit(cap + 1).subquery()
     counts = dict(db.session.execute(select(matching.c.status, func.count()).group_by(matching.c.status)).all())
     total = sum(counts.values())
@@ -67,6 +71,21 @@ def count_by_status(f, now=None):
         counts[f.status] = min(n, cap)
         exact = frozenset([f.status]) if n <= cap else exact
     return StatusCounts(counts, cap, True, now, filtered=True, cap=cap, exact=exact)
+
+
+def _search_counts(f, candidates, cap, now):
+    """Counts of a search with an indexed word, from its one trigram lookup (at most cap + 1 candidates).
+
+    All of them back: the counts are exact. More: the counts are of the matches among the first cap + 1
+    candidates, each a lower bound ("10,000+" when all of them matched), and none exceeds "All".
+    """
+    in_set = and_(id_in(candidates), filter_clause(f, with_status=False, walking=True))
+    counts = dict(fetch(select(Account.status, func.count()).where(in_set).group_by(Account.status)).all())
+    total = sum(counts.values())
+    if len(candidates) <= cap:
+        return StatusCounts(counts, total, False, now, filtered=True, cap=cap)
+    counts = {status: min(n, cap) for status, n in counts.items()}
+    return StatusCounts(counts, min(total, cap), True, now, filtered=True, cap=cap)
 
 
 def _global_counts(now):

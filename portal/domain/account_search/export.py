@@ -15,7 +15,7 @@ from portal.domain import account_search as limits  # SMALL_SET, EXPORT_CHUNK: r
 from portal.domain.account_search.by_run import changed_ids_after
 from portal.domain.account_search.conditions import filter_clause
 from portal.domain.account_search.keyset import SORTS
-from portal.domain.account_search.reading import _id_in, by_ids, plan
+from portal.domain.account_search.reading import id_in, by_ids, plan
 from portal.domain.account_search.rows import LIST_COLUMNS, class_names, fetch
 from portal.domain.audit_log import cell
 from portal.domain.gate import REASONS
@@ -45,11 +45,12 @@ def export_rows(f):
 
 def _chunks(f):
     """Return the matching rows as chunks: the small id set an index found, or id ranges read one by one."""
-    clause = filter_clause(f)
     sort = SORTS[f.sort]
-    ids, _restrict, _extra = plan(f, sort)
+    ids, _restrict, _extra, common = plan(f, sort)
     if ids is not None:
-        return [_with_status_story(by_ids(ids, sort, clause, None, not sort.descending, limits.SMALL_SET + 1))]
+        return [_with_status_story(by_ids(ids, sort, filter_clause(f, walking=True), None, not sort.descending,
+                                          len(ids) + 1))]
+    clause = filter_clause(f, walking=common)  # a common search: each chunk's rows tested, no trigram set
     if f.run_id is not None:
         return _run_chunks(f)
     # two statements: SQLite answers min() or max() alone from the primary key, but scans for both at once
@@ -70,7 +71,7 @@ def _run_chunks(f):
         ids = changed_ids_after(f.run_id, after, limits.EXPORT_CHUNK)
         if not ids:
             return
-        yield fetch(select(*EXPORT_COLUMNS).where(_id_in(ids), others).order_by(Account.id)).all()
+        yield fetch(select(*EXPORT_COLUMNS).where(id_in(ids), others).order_by(Account.id)).all()
         after = ids[-1]
 
 
@@ -78,7 +79,7 @@ def _with_status_story(rows):
     """The small set's rows (in the list's order) with EXPORT_COLUMNS: one more primary-key read of those ids."""
     if not rows:
         return rows
-    full = {r.id: r for r in fetch(select(*EXPORT_COLUMNS).where(_id_in([r.id for r in rows]))).all()}
+    full = {r.id: r for r in fetch(select(*EXPORT_COLUMNS).where(id_in([r.id for r in rows]))).all()}
     return [full[r.id] for r in rows if r.id in full]
 
 

@@ -3,12 +3,14 @@
 Either an index narrows the filter to a small set of ids (read by primary key, then sorted), or the sort's own
 index is walked from the position in windows, at most SCAN_BUDGET entries, the filter tested on the way.
 """
+import json
+
 from sqlalchemy import Integer, and_, any_, bindparam, func, or_, select, text, true
 from sqlalchemy.dialects import postgresql
 
-from portal.domain import account_search as limits  # SMALL_SET, WINDOWS, SCAN_BUDGET: read at call time
+from portal.domain import account_search as limits  # SMALL_SET, SEARCH_SET, WINDOWS, SCAN_BUDGET: read at call time
 from portal.domain.account_search.conditions import (NARROWING_KEYS, SEARCH_KEYS, filter_clause, narrowing,
-                                                     search_ranges)
+                                                     search_ids, search_ranges)
 from portal.domain.account_search.keyset import beyond, hinted, order, up_to
 from portal.domain.account_search.rows import LIST_COLUMNS, fetch
 from portal.extensions import db
@@ -23,8 +25,10 @@ def read(f, sort, pos, asc, limit, seen=None):
     page at once, without walking; and a walk stopped at its budget has no frontier once every match is
     among the rows read so far (`seen` matches came before pos), so "keep looking" only shows when more may come.
     """
-    clause = filter_clause(f)
-    ids, restrict, extra = plan(f, sort)
+    ids, restrict, extra, common = plan(f, sort)
+    # a common search is tested on the rows walked: its trigram index is not asked again (SQLite would build
+    # the whole set, tens of thousands of ids, to count or merge)
+    clause = filter_clause(f, walking=common)
     index, rare_walk = None, rare_status_walk(f, sort, extra)
     if rare_walk:
         restrict, index = and_(restrict, text(RARE_STATUS_SQL)), "ix_accounts_rare_status_name"
@@ -35,7 +39,8 @@ def read(f, sort, pos, asc, limit, seen=None):
         return by_status(f.status, sort, filter_clause(f, walking=True), pos, asc, limit), None
     narrowed = f.narrowed
     bound = (seen or 0) + limit
-    matches = count_upto(clause, bound) if narrowed else None
+    # (a common search's matches are not counted: only its trigram index could count them without a walk)
+    matches = count_upto(clause, bound) if narrowed and not common else None
     if matches == 0:
         return [], None
     windows = limits.WINDOWS[:1] if few else None  # few: a short look along the rare index, then all of them
@@ -76,22 +81,32 @@ def _probe(clause, order_by, most=None):
 
 
 def plan(f, sort):
-    """Choose how to read: (small id set or None, range restricting the walk, extra ids merged into the walk)."""
-    restrict, extra = true(), []
+    """Choose how to read: (small id set or None, range restricting the walk, extra ids merged into the walk,
+    whether the search is common: its index lookup found more than SEARCH_SET candidates).
+
+    A search with a word of 3+ letters or digits asks its trigram index once, for up to SEARCH_SET + 1
+    candidates: that many or fewer are the set (sorted in SQL by the page's order, each tested exactly);
+    more, and the sort's index is walked, each row tested, and nothing else asks the trigram index again.
+    """
+    restrict, extra, common = true(), [], False
     if f.q:
+        candidates = search_ids(f.q, limits.SEARCH_SET)
+        if candidates is not None and len(candidates) <= limits.SEARCH_SET:
+            return candidates, restrict, extra, common
+        common = candidates is not None
         ranges = search_ranges(f.q)
         found = {name: _probe(clause, SEARCH_KEYS[name]()) for name, clause in ranges.items()}
         dense = [name for name, ids in found.items() if ids is None]
-        if not dense:
-            return sorted({i for ids in found.values() for i in ids}), restrict, extra
+        if ranges and not dense:
+            return sorted({i for ids in found.values() for i in ids}), restrict, extra, common
         if dense == [sort.key]:  # the one big field is the sort's own index: walk only its range
             restrict = ranges[sort.key]
             extra = sorted({i for ids in found.values() if ids for i in ids})
     for name, clause in narrowing(f):
         ids = _probe(clause, NARROWING_KEYS[name]())
         if ids is not None:
-            return ids, true(), []
-    return None, restrict, extra
+            return ids, true(), [], common
+    return None, restrict, extra, common
 
 
 def status_is_few(status):
@@ -123,10 +138,17 @@ def rare_status_walk(f, sort, extra):
     return f.status in RARE_STATUSES and sort.key == "name" and not extra
 
 
-def _id_in(ids):
-    """`id IN ids`: one array parameter on PostgreSQL (not a thousand), a plain IN list on SQLite."""
+JSON_IDS_FROM = 200  # SQLite: a longer list of ids is sent as one JSON text (binding thousands costs more)
+
+
+def id_in(ids):
+    """`id IN ids`: one array parameter on PostgreSQL (not a thousand); on SQLite a plain IN list, or for a
+    long one `id IN (SELECT value FROM json_each(?))` (still primary-key lookups, one parameter)."""
     if db.engine.dialect.name == "postgresql":
         return Account.id == any_(bindparam("ids", list(ids), type_=postgresql.ARRAY(Integer)))
+    if len(ids) > JSON_IDS_FROM:
+        listed = func.json_each(bindparam("ids_json", json.dumps(list(ids)))).table_valued("value")
+        return Account.id.in_(select(listed.c.value))
     return Account.id.in_(ids)
 
 
@@ -134,7 +156,7 @@ def by_ids(ids, sort, clause, pos, asc, limit, end=None):
     """Return up to limit rows among ids matching clause, between pos and end in walk order."""
     key = sort.column()
     stmt = (select(*LIST_COLUMNS, key.label("sort_key"))
-            .where(_id_in(ids), clause, beyond(sort, pos, asc), up_to(sort, end, asc))
+            .where(id_in(ids), clause, beyond(sort, pos, asc), up_to(sort, end, asc))
             .order_by(*order(sort, asc)).limit(limit))  # primary-key lookups, then a small sort
     return fetch(stmt).all()
 

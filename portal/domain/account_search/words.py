@@ -114,9 +114,14 @@ def matching(words, dialect, walking=False):
     return exact  # PostgreSQL: the GIN index serves these LIKEs wherever the planner wants it
 
 
-def candidates(words, dialect, limit):
-    """A condition selecting at most `limit` accounts that may match, or all of them when fewer (the
-    list's probe: more than `limit` means the search is common and the list walks its order instead)."""
+def candidates(words, dialect, most):
+    """SELECT the ids of at most `most` accounts that may match (the trigram index alone), in no set order.
+
+    The one index lookup of a request: more than `most - 1` back means the search is common and the list
+    walks its order instead (each row tested with contains_all), or the counts stop there.
+    SQLite reads them from FTS5 (only trigrams: LIKE decides later); PostgreSQL from the GIN index, whose
+    LIKEs are already exact for the indexed words.
+    """
     if dialect == "sqlite":
-        return Account.id.in_(fts_ids(words, limit))
-    return contains_all(words.indexed)
+        return fts_ids(words, most)
+    return select(Account.id).where(contains_all(words.indexed)).limit(most)
