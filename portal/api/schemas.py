@@ -119,7 +119,10 @@ class AccountListSchema(Schema):
 
 
 class AccountListQuerySchema(Strict):
-    q = text(max_length=Q_MAX, metadata={"description": "A prefix of the name, number or email"})
+    q = text(max_length=Q_MAX, metadata={"description": (
+        "Words to find, in any order, anywhere in the name, email or account number: every word must occur, "
+        "3 or more letters or digits match inside words (\"bay bak\", \"2629\"); a search of words of 1-2 "
+        "characters only matches the start of the name, email or number. Capitals do not matter")})
     status = fields.String(validate=validate.OneOf(STATUS_KEYS))
     customer_class = fields.Integer(data_key="class", strict=False, validate=validate.Range(1, ID_MAX))
     balance_min = fields.Integer(strict=False, validate=validate.Range(-MAX_CENTS, MAX_CENTS),
