@@ -232,7 +232,11 @@ def test_a_bulk_run_over_a_search_changes_exactly_the_listed_accounts(app, world
 
 SEARCH_SHAPES = ["/accounts?q=bay+bak", "/accounts?q=bakery", "/accounts?q=2629", "/accounts?q=fox%40sal",
                  "/accounts?q=bakery&sort=-number", "/accounts?q=bakery&status=suspended", "/accounts?q=b",
-                 "/accounts/counts?q=bakery", "/accounts/export.csv?q=bay+bak"]
+                 "/accounts/counts?q=bakery", "/accounts/export.csv?q=bay+bak",
+                 # the list's newer sorts, a word with a short one, a rare status, counts under a status
+                 "/accounts?q=bakery&sort=-activity", "/accounts?q=bakery&sort=status", "/accounts?q=bak+b",
+                 "/accounts?q=bay&status=cancelled", "/accounts/counts?q=bay+bak&status=active",
+                 "/accounts?q=golden+bakery&sort=-balance", "/accounts/export.csv?q=bakery"]
 
 
 def _plans_at_scale(conn, captured):
@@ -264,6 +268,8 @@ def _plans_at_scale(conn, captured):
 def test_search_queries_never_scan_accounts_in_full(app, world, shops, auth, client, monkeypatch, walk):
     from sqlalchemy import event
 
+    from tests.test_query_plans import GLOBAL_COUNTS
+
     if walk:  # every search counts as common: the list walks its order and tests the words on each row
         monkeypatch.setattr(search, "SMALL_SET", 1)
         monkeypatch.setattr(search, "SEARCH_SET", 1)
@@ -286,8 +292,47 @@ def test_search_queries_never_scan_accounts_in_full(app, world, shops, auth, cli
             assert response.status_code == 200, url
     finally:
         event.remove(engine, "before_cursor_execute", listen)
-    captured = [(s, p) for s, p in captured if not re.search(r"GROUP BY accounts\.status", s, re.I)]
+    captured = [(s, p) for s, p in captured if not GLOBAL_COUNTS.search(s)]  # the search's own counts are checked
     assert any("accounts_search" in s or "LIKE" in s for s, _p in captured)
     with engine.connect() as conn:
         problems = _plans_at_scale(conn, captured)
     assert not problems, "full scans of accounts:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("walk", [False, True], ids=["few candidates", "common (walked)"])
+@pytest.mark.parametrize("url", ["/accounts?q=bakery", "/accounts?q=bay+bak&sort=-number",
+                                 "/accounts?q=bakery&status=active", "/accounts/counts?q=bakery"])
+def test_a_request_asks_the_trigram_index_once(app, world, shops, auth, client, monkeypatch, walk, url):
+    """One FTS5 lookup (SQLite) or one GIN-served candidate read (PostgreSQL) per request, at most."""
+    from sqlalchemy import event
+
+    if walk:
+        monkeypatch.setattr(search, "SEARCH_SET", 1)
+        monkeypatch.setattr(search, "COUNT_CAP", 1)
+    auth.login(world.support.email)
+    with app.app_context():
+        engine = db.engine
+    lookups = []
+
+    def listen(conn, cursor, statement, parameters, context, executemany):
+        if "MATCH" in statement or re.search(r"SELECT accounts\.id\s+FROM accounts\s+WHERE lower\(", statement):
+            lookups.append(statement)
+
+    event.listen(engine, "before_cursor_execute", listen)
+    try:
+        html = client.get(url, headers=HX).get_data(as_text=True)
+    finally:
+        event.remove(engine, "before_cursor_execute", listen)
+    assert len(lookups) <= 1, lookups
+    if "counts" not in url:
+        assert "Maple Bay Bakery" in html or "Golden Bakery Lane" in html
+
+
+def test_counts_of_a_common_search_are_lower_bounds_from_its_one_lookup(ctx, shops, monkeypatch):
+    monkeypatch.setattr(search, "COUNT_CAP", 1)  # "bak": two candidates, more than the cap
+    counts = search.count_by_status(search.parse_filters(MultiDict({"q": "bak"})))
+    assert counts.capped and counts.total == 1 and counts.is_lower_bound("")
+    assert all(n <= counts.total for n in counts.counts.values())
+    monkeypatch.setattr(search, "COUNT_CAP", 10)
+    counts = search.count_by_status(search.parse_filters(MultiDict({"q": "bak"})))
+    assert not counts.capped and counts.total == 2 and counts.counts == {"active": 2}
