@@ -20,11 +20,12 @@ counts, every raw line, ours and the preview), so no account drifts across a rul
           session settings: on SQLite the same page cache and checkpoint interval as a run's connection, two
           forms (one pass noting the selected accounts in a temporary table then writing the audit rows, the
           accounts and the emails from it, the emails starting from its accounts; or the audit rows first,
-          then the accounts and emails found by them), the faster of the round counting; on PostgreSQL one statement (UPDATE ... RETURNING feeding
-          the audit and email INSERTs as data-modifying CTEs, the managers looked up per changed account as
-          ours does), JIT off, on one connection and split by id
-          range over --raw-connections connections at once (default 1 and 2: a worker works on two chunks at
-          a time, and two workers together keep two in hand), the fastest of the round counting;
+          then the accounts and emails found by them), the faster of the round counting; on PostgreSQL one
+          statement (the selected accounts and their state noted once in a materialized CTE, the UPDATE by id
+          from it, its RETURNING feeding the audit and email INSERTs as data-modifying CTEs, the managers
+          looked up per changed account as ours does), JIT off, on one connection and split by id range over
+          --raw-connections connections at once (default 1 and 2: a worker works on two chunks at a time, and
+          two workers together keep two in hand), the fastest of the round counting;
   ours    runs.start_run (what the clean-up calls once its confirmation is checked, with the total the
           confirmation counted) until the run reads done, processed by N `python worker.py sweeps` processes
           (real RQ workers, forking a work horse per job) already waiting on a private redis-server on a free
@@ -373,7 +374,7 @@ def _raw_sqlite(app, rules, form):
 
 def _raw_postgres_part(app, rules, now, lo, hi, out, index):
     """PostgreSQL: one statement over lo <= id < hi in its own transaction, JIT off; out[index] = changed."""
-    from sqlalchemy import func, insert, literal, select, text, update
+    from sqlalchemy import and_, func, insert, literal, select, text, update
 
     from portal.domain.runs.chunk import reason_expression
     from portal.domain.runs.emails import OUTBOX_COLUMNS, email_rows
@@ -385,11 +386,12 @@ def _raw_postgres_part(app, rules, now, lo, hi, out, index):
             run = _RawRun(rules)
             db.session.execute(text("SET LOCAL jit = off"))
             acc = Account.__table__
-            old = select(acc.c.id, acc.c.status).where(acc.c.id >= lo, acc.c.id < hi).subquery("old")
-            upd = (update(acc).where(acc.c.id == old.c.id, acc.c.status == old.c.status, acc.c.id >= lo,
-                                     acc.c.id < hi, _target(rules))
+            # the range read once: the selected accounts and their state before, then the update by id (as ours)
+            in_range = and_(acc.c.id >= lo, acc.c.id < hi, _target(rules))
+            sel = select(acc.c.id, acc.c.status).where(in_range).cte("sel").prefix_with("MATERIALIZED")
+            upd = (update(acc).where(acc.c.id == sel.c.id, acc.c.status == sel.c.status, in_range)
                    .values(**_account_values(reason_expression(run), now))
-                   .returning(acc.c.id, old.c.status.label("before"), acc.c.status_reason, acc.c.number, acc.c.name)
+                   .returning(acc.c.id, sel.c.status.label("before"), acc.c.status_reason, acc.c.number, acc.c.name)
                    .cte("upd"))
             audit = insert(AuditEvent.__table__).from_select(AUDIT_COLUMNS, select(
                 *_audit_row(now, upd.c.id, upd.c.status_reason, upd.c.before))).returning(literal(1)).cte("aud")
