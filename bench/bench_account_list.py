@@ -319,7 +319,8 @@ def list_cases(rng, class_ids):
 
 def search_cases(rng):
     """The search box's shapes: words inside names (common and rare), two words in any order, part of an
-    email, an account number's digits, a common word under another sort or with a rare status, one letter."""
+    email, an account number's digits, a common word under another sort or with a rare status, one letter,
+    and words whose matches sit together in the name order (an adjective and a noun, one adjective)."""
     kinds = [k.lower() for k in KINDS]
     return {
         "search: common word (~7 %)": lambda: f"/accounts?q={rng.choice(kinds)}",
@@ -334,6 +335,10 @@ def search_cases(rng):
         "search: common word + cancelled": lambda: f"/accounts?q={rng.choice(kinds)}&status=cancelled",
         "search: one letter": lambda: f"/accounts?q={rng.choice('abcdefghilmnoprstuvw')}",
         "search counts (own request)": lambda: f"/accounts/counts?q={rng.choice(kinds)}",
+        # names are "Adjective Noun Kind": these matches sit together in the name order
+        "search: adjective + noun (~0.25 %)": lambda: (f"/accounts?q={rng.choice(ADJECTIVES).lower()}+"
+                                                       f"{rng.choice(NOUNS).lower()}"),
+        "search: one adjective (5 %, clustered)": lambda: f"/accounts?q={rng.choice(ADJECTIVES).lower()}",
     }
 
 

@@ -43,7 +43,7 @@ def captured(app):
         engine = db.engine
 
     def listen(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().upper().startswith("SELECT") and re.search(r"\bFROM accounts\b", statement):
+        if statement.lstrip().upper().startswith(("SELECT", "WITH")) and re.search(r"\bFROM accounts\b", statement):
             seen.append((statement, parameters))
 
     event.listen(engine, "before_cursor_execute", listen)

@@ -2,7 +2,9 @@
 the export and bulk runs; and the bulk engine's "filter" selection built on it."""
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, true
+from dataclasses import dataclass
+
+from sqlalchemy import Text, and_, cast, func, literal, or_, select, true
 
 from portal.domain import runs
 from portal.domain.account_search import words
@@ -46,16 +48,34 @@ def search_ranges(q):
     return prefix_ranges(q)
 
 
+@dataclass(frozen=True)
+class IdText:
+    """Ids as one comma-separated text (from the database, sent back to it as one parameter): thousands of
+    ids as Python objects cost more in garbage collection than the lookup that found them."""
+
+    count: int
+    text: str
+
+    def __len__(self):
+        return self.count
+
+
 def search_ids(q, most):
-    """Return the ids of up to most + 1 accounts the trigram index finds for q (candidates: the rows still
-    have to pass the exact test, filter_clause(f, walking=True)), or None for a search of short words only.
+    """Return the ids of up to most + 1 accounts the trigram index finds for q, as an IdText (candidates: the
+    rows still have to pass the exact test, filter_clause(f, walking=True)), or None for a search of short
+    words only.
 
     One lookup per request: at most `most` back is the whole candidate set; more means a common search.
     """
     found = words.split_words(q)
     if not found.indexed:
         return None
-    return fetch(words.candidates(found, db.engine.dialect.name, most + 1)).scalars().all()
+    dialect = db.engine.dialect.name
+    sub = words.candidates(found, dialect, most + 1).subquery()
+    listed = (func.group_concat(sub.c[0]) if dialect == "sqlite"
+              else func.string_agg(cast(sub.c[0], Text), literal(",")))
+    count, text = fetch(select(func.count(), listed).select_from(sub)).one()
+    return IdText(count, text or "")
 
 
 def search_clause(q, walking=False):

@@ -2,12 +2,14 @@
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, null, select, union_all
 
 from portal.domain import account_search as limits  # COUNT_CAP: read at call time
-from portal.domain.account_search.conditions import filter_clause, search_ids
-from portal.domain.account_search.reading import count_upto, id_in
+from portal.domain.account_search import words
+from portal.domain.account_search.conditions import filter_clause
+from portal.domain.account_search.reading import count_upto
 from portal.domain.account_search.rows import fetch
+from portal.domain.account_search.words import split_words
 from portal.extensions import db
 from portal.models import Account
 from portal.timeutil import utcnow
@@ -54,9 +56,9 @@ def count_by_status(f, now=None):
     if not replace(f, status="").narrowed:
         return _global_counts(now)
     cap = limits.COUNT_CAP
-    candidates = search_ids(f.q, cap) if f.q else None
-    if candidates is not None:
-        return _search_counts(f, candidates, cap, now)
+    found = split_words(f.q)
+    if found.indexed:
+        return _search_counts(f, found, cap, now)
     matching = select(Account.status).where(filter_clause(f, with_status=False)).limit(cap + 1).subquery()
     counts = dict(db.session.execute(select(matching.c.status, func.count()).group_by(matching.c.status)).all())
     total = sum(counts.values())
@@ -73,16 +75,24 @@ def count_by_status(f, now=None):
     return StatusCounts(counts, cap, True, now, filtered=True, cap=cap, exact=exact)
 
 
-def _search_counts(f, candidates, cap, now):
-    """Counts of a search with an indexed word, from its one trigram lookup (at most cap + 1 candidates).
+def _search_counts(f, found, cap, now):
+    """Counts of a search with an indexed word, from one trigram lookup of at most cap + 1 candidates, in one
+    statement (the candidates stay in the database: thousands of ids as Python objects cost more than the
+    counting, in garbage collection).
 
-    All of them back: the counts are exact. More: the counts are of the matches among the first cap + 1
+    All of them found: the counts are exact. More: the counts are of the matches among the first cap + 1
     candidates, each a lower bound ("10,000+" when all of them matched), and none exceeds "All".
     """
-    in_set = and_(id_in(candidates), filter_clause(f, with_status=False, walking=True))
-    counts = dict(fetch(select(Account.status, func.count()).where(in_set).group_by(Account.status)).all())
+    found_ids = words.candidates(found, db.engine.dialect.name, cap + 1).cte("candidates")
+    found_ids = found_ids.prefix_with("MATERIALIZED")
+    in_set = and_(Account.id.in_(select(found_ids.c[0])), filter_clause(f, with_status=False, walking=True))
+    grouped = select(Account.status.label("status"), func.count().label("n")).where(in_set).group_by(Account.status)
+    candidates = select(null().label("status"), select(func.count()).select_from(found_ids).scalar_subquery().label("n"))
+    rows = fetch(union_all(candidates, grouped)).all()
+    n_candidates = next(r.n for r in rows if r.status is None)
+    counts = {r.status: r.n for r in rows if r.status is not None}
     total = sum(counts.values())
-    if len(candidates) <= cap:
+    if n_candidates <= cap:
         return StatusCounts(counts, total, False, now, filtered=True, cap=cap)
     counts = {status: min(n, cap) for status, n in counts.items()}
     return StatusCounts(counts, min(total, cap), True, now, filtered=True, cap=cap)

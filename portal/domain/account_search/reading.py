@@ -5,12 +5,12 @@ index is walked from the position in windows, at most SCAN_BUDGET entries, the f
 """
 import json
 
-from sqlalchemy import Integer, and_, any_, bindparam, func, or_, select, text, true
+from sqlalchemy import Integer, and_, any_, bindparam, cast, func, literal, or_, select, text, true
 from sqlalchemy.dialects import postgresql
 
 from portal.domain import account_search as limits  # SMALL_SET, SEARCH_SET, WINDOWS, SCAN_BUDGET: read at call time
-from portal.domain.account_search.conditions import (NARROWING_KEYS, SEARCH_KEYS, filter_clause, narrowing,
-                                                     search_ids, search_ranges)
+from portal.domain.account_search.conditions import (NARROWING_KEYS, SEARCH_KEYS, IdText, filter_clause,
+                                                     narrowing, search_ids, search_ranges)
 from portal.domain.account_search.words import split_words
 from portal.domain.account_search.keyset import beyond, hinted, order, up_to
 from portal.domain.account_search.rows import LIST_COLUMNS, fetch
@@ -163,6 +163,12 @@ JSON_IDS_FROM = 200  # SQLite: a longer list of ids is sent as one JSON text (bi
 def id_in(ids):
     """`id IN ids`: one array parameter on PostgreSQL (not a thousand); on SQLite a plain IN list, or for a
     long one `id IN (SELECT value FROM json_each(?))` (still primary-key lookups, one parameter)."""
+    if isinstance(ids, IdText):  # the text as the database wrote it: parsed there
+        if db.engine.dialect.name == "postgresql":
+            return Account.id == any_(cast(func.string_to_array(bindparam("ids_text", ids.text), ","),
+                                           postgresql.ARRAY(Integer)))
+        listed = func.json_each(literal("[") .op("||")(bindparam("ids_text", ids.text)).op("||")(literal("]")))
+        return Account.id.in_(select(listed.table_valued("value").c.value))
     if db.engine.dialect.name == "postgresql":
         return Account.id == any_(bindparam("ids", list(ids), type_=postgresql.ARRAY(Integer)))
     if len(ids) > JSON_IDS_FROM:
