@@ -6,6 +6,7 @@ from datetime import datetime
 
 import pytest
 from playwright.sync_api import expect
+from sqlalchemy import delete
 
 from portal.domain import runs, sweeps
 from portal.extensions import db
@@ -60,6 +61,7 @@ def test_the_progress_bar_is_drawn_from_its_value(app, page, world, make):
     for i in range(3):
         make.account(name=f"Dormant {i}", created_at=datetime(2022, 1, 1), last_activity_at=datetime(2022, 1, 1))
     with app.app_context():
+        db.session.execute(delete(SuspensionRule))  # a fresh install's default rules: one rule, by its name, once
         db.session.add(SuspensionRule(enabled=True, **sweeps.DEFAULT_RULES[0]))
         db.session.commit()
         admin = db.session.get(User, world.admin.id)
