@@ -263,6 +263,13 @@ def world(make):
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
+def without_csrf(html):
+    """A page without its CSRF tokens (the hidden fields and htmx's header), which are signed with the second
+    they were made in: two answers a second apart differ only there."""
+    html = CSRF_RE.sub('name="csrf_token" value=""', html)
+    return re.sub(r'"X-CSRFToken": "[^"]*"', '"X-CSRFToken": ""', html)
+
+
 class AuthActions:
     """Sign in and out, and send CSRF-protected posts, through the test client."""
 
