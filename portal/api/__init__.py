@@ -56,13 +56,17 @@ class PortalApi(Api):
         """Register the error responses of every status as problem+json."""
         from portal.api.schemas import ProblemSchema
 
+        # The problem schema is resolved once and referenced: resolving it for each of the 63 statuses copied its
+        # fields each time, half of building an app (every test builds one; so does every gunicorn worker).
+        self.spec.components.schema("Problem", schema=ProblemSchema)
+        problem = {"$ref": "#/components/schemas/Problem"}
         for status in http.HTTPStatus:
             response = {"description": status.phrase}
             if not (100 <= status < 200) and status not in (204, 304):
-                response["schema"] = ProblemSchema
+                response["schema"] = problem
             prepare_response(response, self.spec, CONTENT_TYPE)
             self.spec.components.response(status.name, response, lazy=True)
-        response = {"description": "An error, as a problem document (RFC 9457)", "schema": ProblemSchema}
+        response = {"description": "An error, as a problem document (RFC 9457)", "schema": problem}
         prepare_response(response, self.spec, CONTENT_TYPE)
         self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
 
