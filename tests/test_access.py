@@ -139,14 +139,10 @@ def _client_as(app, world, role):
     return client, token
 
 
-def _snapshot(app, redis_url):
-    """Every row of every table, and every Redis key except the rate limiter's counters."""
-    with app.app_context():
-        rows = {table.name: db.session.execute(select(table).order_by(*table.primary_key.columns)).all()
-                for table in db.metadata.sorted_tables}
-        db.session.remove()
+def _snapshot(watch, redis_url):
+    """Every row of every table (tests.conftest.RowsWatch), and every Redis key except the rate limiter's counters."""
     keys = sorted(k for k in Redis.from_url(redis_url).keys() if not k.startswith(b"LIMITS"))
-    return rows, keys
+    return watch.rows(), keys
 
 
 def _allowed_roles(app, endpoint):
@@ -187,16 +183,16 @@ def test_the_walk_covers_every_route():
 # ---------------------------------------------------------------- the walk
 
 @pytest.mark.parametrize("route", ROUTES, ids=[f"{r.method} {r.rule}" for r in ROUTES])
-def test_route_walk(app, walk_world, redis_server, route):
+def test_route_walk(app, walk_world, redis_server, rows_watch, route):
     allowed = _allowed_roles(app, route.endpoint)
     if allowed == "bearer":  # an API endpoint: a session, of any role, is never enough
-        before = _snapshot(app, redis_server.url)
+        before = _snapshot(rows_watch, redis_server.url)
         for role in [ANONYMOUS, *ROLES]:
             client, token = _client_as(app, walk_world, role)
             url = _url(app, route, _ids(walk_world, role))
             response = client.open(url, method=route.method, data={"csrf_token": token})
             assert response.status_code == 401, f"{route.method} {url} as {role}: {response.status_code}"
-            assert _snapshot(app, redis_server.url) == before  # so also the state before the next role's request
+            assert _snapshot(rows_watch, redis_server.url) == before  # so also the state before the next role's request
         return
     public = allowed == "public"
     # Roles that are refused go first, so a change made by an allowed role cannot hide one made by them.
@@ -206,7 +202,7 @@ def test_route_walk(app, walk_world, redis_server, route):
         client, token = _client_as(app, walk_world, role)
         url = _url(app, route, _ids(walk_world, role))
         may = public or (role != ANONYMOUS and role in allowed)
-        before = checked if checked is not None else _snapshot(app, redis_server.url)
+        before = checked if checked is not None else _snapshot(rows_watch, redis_server.url)
         if route.method == "GET":
             response = client.get(url)
         else:
@@ -222,7 +218,7 @@ def test_route_walk(app, walk_world, redis_server, route):
             assert response.status_code == 403, where
         checked = None
         if route.method == "GET" or not may:  # no state change on GET, nor by anyone refused
-            checked = _snapshot(app, redis_server.url)
+            checked = _snapshot(rows_watch, redis_server.url)
             assert checked == before, f"{where} changed something"
 
 
@@ -238,16 +234,16 @@ WRITE_ROUTES = [r for r in ROUTES if r.method in WRITE_METHODS and r.endpoint no
 
 
 @pytest.mark.parametrize("route", WRITE_ROUTES, ids=[f"{r.method} {r.rule}" for r in WRITE_ROUTES])
-def test_every_state_change_needs_the_csrf_token(app, walk_world, redis_server, route):
+def test_every_state_change_needs_the_csrf_token(app, walk_world, redis_server, rows_watch, route):
     allowed = _allowed_roles(app, route.endpoint)
     role = "super_admin" if allowed == "public" or "super_admin" in allowed else allowed[0]
     client, token = _client_as(app, walk_world, role)
     url = _url(app, route, _ids(walk_world, role))
-    before = _snapshot(app, redis_server.url)
+    before = _snapshot(rows_watch, redis_server.url)
     for headers in ({}, {"HX-Request": "true"}, {"HX-Request": "true", "X-CSRFToken": "forged"}):
         response = client.open(url, method=route.method, data={}, headers=headers)
         assert response.status_code == 400, f"{route.method} {url} as {role} with {headers}: {response.status_code}"
-    assert _snapshot(app, redis_server.url) == before
+    assert _snapshot(rows_watch, redis_server.url) == before
     # The same request with the session's token in the header htmx sends is accepted past the CSRF check.
     accepted = client.open(url, method=route.method, data={}, headers={"HX-Request": "true", "X-CSRFToken": token})
     assert accepted.status_code != 400 or "form expired" not in accepted.get_data(as_text=True)

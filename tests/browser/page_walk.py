@@ -25,7 +25,7 @@ from portal.models import (Account, ApiToken, AuditEvent, CancellationRequest, O
                            WebhookDelivery)
 from portal.timeutil import utcnow
 from tests.browser.page_checks import check_state
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, wait_for_path
 
 # GET routes that are not pages a person reads in the portal's own layout.
 NOT_PAGES = ("/healthz", "/api/", "/login")
@@ -215,7 +215,7 @@ def sign_in(page, email):
         page.get_by_role("button", name="Sign in").click()
     target = sent.value.headers.get("hx-redirect") or sent.value.headers.get("location")
     assert target, f"signing in as {email} led nowhere ({sent.value.status})"
-    page.wait_for_url(lambda url: urlsplit(url).path == urlsplit(target).path)
+    wait_for_path(page, urlsplit(target).path)
     settle(page)
 
 
