@@ -99,6 +99,12 @@ def test_sign_in_follows_a_local_next_encoded(client, auth, world, htmx):
         assert _sign_in(client, auth, world, target, htmx) == expected
 
 
+@pytest.mark.parametrize("htmx", [False, True], ids=["plain", "htmx"])
+def test_sign_in_never_sends_back_to_sign_in_or_sign_out(client, auth, world, htmx):
+    for target in ("/login", "/login?next=/accounts", "/logout"):
+        assert _sign_in(client, auth, world, target, htmx) == "/overview", target
+
+
 def test_the_sign_in_form_drops_a_bypass_from_its_own_address(client, world):
     for target in bypasses():
         body = client.get("/login", query_string={"next": target}).get_data(as_text=True)

@@ -12,6 +12,7 @@ from portal.domain import runs, suspension, sweeps
 from portal.extensions import db
 from portal.models import Account, SuspensionRule, User
 from portal.web.session import STATUS_CHANGED
+from tests.conftest import PASSWORD
 
 HOMES = {"manager": "/my-account", "member": "/reservations"}
 REFUSED = "Your account has been temporarily suspended. Please contact your account administrator for details."
@@ -135,6 +136,22 @@ def test_a_manager_signed_out_by_a_suspension_is_told_why_and_signs_in_to_the_ba
     assert client.get_cookie("remember_token") is None  # cleared, so it cannot sign them back in
     auth.login(world.manager.email)
     assert 'data-testid="suspension-banner"' in client.get("/my-account").get_data(as_text=True)
+
+
+def test_a_session_ended_on_the_sign_in_page_signs_in_to_the_home_page_not_back_to_sign_in(app, auth, client, world):
+    """The sign-in page opened with a cookie from before a suspension: told why, and no `next` back to itself
+    (which sent the browser from sign-in to sign-in to the home page)."""
+    _copied_cookies(app, auth, client, world.manager.email)
+    with app.app_context():
+        suspension.suspend(_admin(app, world), world.account, "non_payment", "Unpaid.")
+        db.session.remove()
+    ended = client.get("/login")
+    assert ended.status_code == 302 and ended.headers["Location"] == "/login"
+    assert STATUS_CHANGED in _text(client.get(ended.headers["Location"]))
+    token = auth.csrf_token("/login")
+    signed_in = client.post("/login", headers={"HX-Request": "true", "X-CSRFToken": token},
+                            data={"email": world.manager.email, "password": PASSWORD, "csrf_token": token})
+    assert signed_in.status_code == 204 and signed_in.headers["HX-Redirect"] == "/my-account"
 
 
 def test_a_member_with_a_cookie_from_before_a_suspension_is_told_the_account_is_suspended(app, auth, client, world):

@@ -1,4 +1,6 @@
 """Sign in and sign out."""
+from urllib.parse import urlsplit
+
 from flask import Blueprint, flash, redirect, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
@@ -47,7 +49,10 @@ def login():
                       email=email, errors={}, form_error=exc.message)
     session.clear()  # a new session on every sign-in
     login_user(user, remember=bool(request.form.get("remember")))
-    target = safe_next(request.args.get("next")) or home_url_for(user)
+    target = safe_next(request.args.get("next"))
+    if target is not None and urlsplit(target).path in (url_for("auth.login"), url_for("auth.logout")):
+        target = None  # never back to the sign-in form (the signed-in user would only be sent home from there)
+    target = target or home_url_for(user)
     if request.headers.get("HX-Request") == "true":
         return "", 204, {"HX-Redirect": target}
     return redirect(target, code=303)

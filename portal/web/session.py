@@ -28,6 +28,9 @@ def to_login(message=None, category="error"):
         back = (page.path + (f"?{page.query}" if page.query else "")) if page.path else None
     else:
         back = request.full_path.rstrip("?") if request.method == "GET" else None
+    login_path = url_for("auth.login")
+    if back is not None and urlsplit(back).path == login_path:
+        back = None  # a session ended on the sign-in page itself: after signing in, go home, not back to sign-in
     target = url_for("auth.login", next=safe_next(back))
     if htmx:
         response = make_response("", 401)
