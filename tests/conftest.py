@@ -314,6 +314,29 @@ def world(make):
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
+def session_client(app, user_id):
+    """A test client signed in as the user directly through the session, as the sign-in form leaves it (the
+    session id with its status key, a staff session's clock), and the session's CSRF token. user_id None: a
+    client signed in as nobody."""
+    from portal.extensions import db
+    from portal.models import User
+    from portal.web import staff_sessions
+
+    client = app.test_client()
+    token = CSRF_RE.search(client.get("/login").get_data(as_text=True)).group(1)
+    if user_id is not None:
+        with app.app_context():
+            user = db.session.get(User, user_id)
+            session_id, is_staff = user.get_id(), user.is_staff
+            db.session.remove()
+        with client.session_transaction() as sess:
+            sess["_user_id"] = session_id
+            sess["_fresh"] = True
+            if is_staff:
+                staff_sessions.start(sess)
+    return client, token
+
+
 class RowsWatch:
     """Every row of every table of an app's database, read again only after a statement that could change rows.
 

@@ -10,18 +10,15 @@ Routes come from `app.url_map`, so a route added later is walked too. Every view
 from types import SimpleNamespace
 
 import pytest
-from flask import Flask, abort
 from flask_login import current_user
 from redis import Redis
-from sqlalchemy import select
 
 from portal import create_app
 from portal.domain.accounts import get_account
 from portal.extensions import db
-from portal.models import ROLES, User
-from portal.web import staff_sessions
+from portal.models import ROLES
 from portal.web.access import CUSTOMERS, STAFF, roles_required
-from tests.conftest import CSRF_RE, without_csrf
+from tests.conftest import session_client, without_csrf
 from tests.test_headers import check_security_headers
 
 ANONYMOUS = "anonymous"
@@ -123,20 +120,7 @@ def _url(app, route, values):
 
 def _client_as(app, world, role):
     """A test client signed in as role (directly through the session), and a CSRF token of that session."""
-    client = app.test_client()
-    token = CSRF_RE.search(client.get("/login").get_data(as_text=True)).group(1)
-    if role != ANONYMOUS:
-        user_id = getattr(world, PERSON[role]).id
-        with app.app_context():
-            user = db.session.get(User, user_id)
-            session_id, is_staff = user.get_id(), user.is_staff
-            db.session.remove()
-        with client.session_transaction() as sess:
-            sess["_user_id"] = session_id
-            sess["_fresh"] = True
-            if is_staff:
-                staff_sessions.start(sess)  # as a staff sign-in does
-    return client, token
+    return session_client(app, None if role == ANONYMOUS else getattr(world, PERSON[role]).id)
 
 
 def _snapshot(watch, redis_url):

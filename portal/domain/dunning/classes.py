@@ -40,7 +40,7 @@ def list_classes():
 def class_choices():
     """Every class as (id, name), by name: for a form's choices (no counting, unlike list_classes)."""
     return db.session.execute(select(CustomerClass.id, CustomerClass.name)
-                              .order_by(func.lower(CustomerClass.name))).tuples().all()
+                              .order_by(func.lower(CustomerClass.name))).all()
 
 
 def find_class(name_or_id):
