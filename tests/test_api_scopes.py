@@ -38,18 +38,18 @@ def test_every_operation_names_a_known_scope():
 
 
 @pytest.mark.parametrize("method, path, scope", OPERATIONS, ids=[f"{m} {p}" for m, p, _s in OPERATIONS])
-def test_an_operation_refuses_no_token_and_a_token_without_its_scope(app, client, world, redis_server, method,
-                                                                     path, scope):
+def test_an_operation_refuses_no_token_and_a_token_without_its_scope(app, client, world, redis_server, rows_watch,
+                                                                     method, path, scope):
     others = [s for s in SCOPES if s != scope]
     lacking = Api(client, make_token(app, world.admin.id, scopes=others, name="lacking"))
     url = _url(path, number_of(app, world.account))
-    before = _snapshot(app, redis_server.url)
+    before = _snapshot(rows_watch, redis_server.url)
     body = problem(client.open(url, method=method, json={}), 401, "unauthorized")
     assert "Bearer" in body["detail"]
     refused = lacking.client.open(url, method=method, json={}, headers=lacking.headers(key="k"))
     body = problem(refused, 403, "forbidden")
     assert body["required_scope"] == scope and scope in body["detail"]
-    after = _snapshot(app, redis_server.url)
+    after = _snapshot(rows_watch, redis_server.url)
     # the refusal of the known token is logged (api_token_events, last_used_at); nothing else changes
     logged = {"api_token_events", "api_tokens"}
     assert {k: v for k, v in after[0].items() if k not in logged} == {k: v for k, v in before[0].items()
