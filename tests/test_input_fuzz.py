@@ -9,7 +9,8 @@ table as it was. The nine inputs the probe found answering 500 are explicit exam
 
 The parameter names come from the views' own source (every `args.get("…")`, `form.get("…")` and form-field
 tuple in portal/web), plus the list's filters and the rule form, so a new field is fuzzed without a change here.
-`PORTAL_FUZZ_EXAMPLES` sets the examples per route and role (default 30).
+`PORTAL_FUZZ_EXAMPLES` sets the arbitrary examples per route and role (default 30 on SQLite),
+`PORTAL_FUZZ_PG_EXAMPLES` on PostgreSQL (default 10; the explicit examples run on both).
 """
 import os
 import re
@@ -28,6 +29,10 @@ from portal.web import rules as rules_web
 from tests.conftest import ROOT, session_client
 
 EXAMPLES = int(os.environ.get("PORTAL_FUZZ_EXAMPLES", "30"))
+# Parsing happens before the database is asked, so most of what the fuzz finds is found on either; PostgreSQL
+# answers differently only where a value reaches it (integer ranges, text encodings), which the explicit
+# troublemakers below reach on every route. So fewer arbitrary examples there (PORTAL_FUZZ_PG_EXAMPLES).
+PG_EXAMPLES = int(os.environ.get("PORTAL_FUZZ_PG_EXAMPLES", "10"))
 ROLES = {"super_admin": "admin", "support": "support"}
 SKIPPED = {("/logout", "POST")}  # it ends the session the walk signs in with: every later request would be anonymous
 ID_RE = re.compile(r"<int:([a-z_]+)>")
@@ -143,7 +148,9 @@ def test_no_input_is_a_500_and_a_refusal_changes_nothing(app, site, rows_watch, 
     client, token = session_client(app, getattr(site, ROLES[role]).id)
     state = {"rows": rows_watch.rows(), "reached": 0}
 
-    @settings(max_examples=EXAMPLES, deadline=None, database=None,
+    postgres = app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql")
+
+    @settings(max_examples=PG_EXAMPLES if postgres else EXAMPLES, deadline=None, database=None,
               suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                      HealthCheck.data_too_large])
     @given(segment=SEGMENT, params=PARAMS, htmx=st.booleans())
@@ -184,4 +191,4 @@ def test_no_input_is_a_500_and_a_refusal_changes_nothing(app, site, rows_watch, 
     check()
     # the requests reached the view as the signed-in role, not the sign-in page (which a stale way of signing in
     # the test client once made of every request here)
-    assert state["reached"] >= EXAMPLES // 2, f"{state['reached']} requests got past sign-in"
+    assert state["reached"] >= (PG_EXAMPLES if postgres else EXAMPLES) // 2, f"{state['reached']} got past sign-in"

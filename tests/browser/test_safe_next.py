@@ -11,7 +11,8 @@ import pytest
 
 from tests.conftest import PASSWORD
 
-pytestmark = pytest.mark.browser
+# where the browser lands does not depend on the database (tests/test_safe_next.py runs on both)
+pytestmark = [pytest.mark.browser, pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)]
 
 # The known bypasses ({host} is the other site); the full list is checked over HTTP in tests/test_safe_next.py.
 BYPASSES = [

@@ -5,7 +5,8 @@ import pytest
 
 from tests.conftest import PASSWORD, browser_login
 
-pytestmark = pytest.mark.browser
+# what the browser does with sign-in's answers does not depend on the database (tests/test_auth.py runs on both)
+pytestmark = [pytest.mark.browser, pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)]
 
 HOMES = {
     "admin": ("/overview", "Overview"),
