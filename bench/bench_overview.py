@@ -12,7 +12,8 @@ failed; cancellation requests are added over the period. Re-running reuses the w
 
 Then it measures the server time of each panel's own request (Flask test client, HX-Request, a signed-in
 super admin: sign-in, the queries and the template), `--rounds` requests each after warm-up, and prints
-p50/p95/max per panel and every round's time: as kept (nothing changed since the last request), counted afresh
+p50/p95/max per panel and every round's time: as kept (nothing changed since the last request), in a new process
+that takes the scheduler's published counts (after a change), counted afresh
 (what a process does first), and after a status change before every request (one account suspended, then
 reactivated, in turn: the status panel brings its kept counts up to date from that change's audit event).
 """
@@ -305,7 +306,26 @@ def cases():
     found["activity 365 days, afresh"] = ("/overview/activity?days=365", overview.forget_activity)
     found["status after a change"] = ("/overview/status", _toggle_an_account())
     found["activity after a change"] = ("/overview/activity", _toggle_an_account())
+    found["status, new process"] = ("/overview/status", _new_process(status_counts.forget, status_counts.publish))
+    found["activity, new process"] = ("/overview/activity",
+                                      _new_process(overview.forget_activity, overview.publish_activity))
     return found
+
+
+def _new_process(forget, publish):
+    """Before each request: a change, then nothing kept, as in a web process started after the scheduler's last
+    tick published its counts (portal.domain.shared_figures); the tick itself publishes before the first round
+    and every tenth (ticks come every 30 s; the changes since it are stepped over, as a web process would)."""
+    toggle, rounds = _toggle_an_account(), []
+
+    def before_request():
+        if len(rounds) % 10 == 0:
+            publish()
+        rounds.append(1)
+        toggle()
+        forget()
+
+    return before_request
 
 
 def _toggle_an_account():

@@ -25,7 +25,7 @@ from flask import current_app
 from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.orm import aliased
 
-from portal.domain import status_counts, sweeps
+from portal.domain import shared_figures, status_counts, sweeps
 from portal.domain.cancellations.choices import OUTCOMES, SAVED
 from portal.domain.dunning.account_state import day_of
 from portal.domain.dunning.calendar import evaluate
@@ -166,11 +166,45 @@ def _kept_ranges():
     return current_app.extensions.setdefault("portal.overview.activity", {})
 
 
+def _range_name(start, end):
+    return f"activity:{start.isoformat()}:{end.isoformat()}"
+
+
+def _shared_range(start, end):
+    """The scheduler's counts of this range (portal.domain.shared_figures), as a kept entry, or None."""
+    payload = shared_figures.read(_range_name(start, end))
+    if payload is None:
+        return None
+    try:
+        mark = payload["mark"]
+        return {"mark": status_counts.Mark(int(mark["event_id"]), int(mark["account_id"]), mark["snapshot"],
+                                           mark["events_upto"]),
+                "counts": {(str(day), str(m), str(s)): int(n) for day, m, s, n in payload["counts"]}}
+    except (KeyError, TypeError, ValueError):
+        return None  # written by another version: ignored
+
+
+def publish_activity(today=None):
+    """Bring this process's counts of the chart's default range up to date and share them with the processes
+    that have none yet (the scheduler's tick calls this). Returns the Activity."""
+    start, end = activity_range(today=today)
+    result = activity(start, end)
+    entry = _kept_ranges().get((start, end))
+    if entry is not None:
+        mark = entry["mark"]
+        shared_figures.publish(_range_name(start, end), {
+            "mark": {"event_id": mark.event_id, "account_id": mark.account_id, "snapshot": mark.snapshot,
+                     "events_upto": mark.events_upto},
+            "counts": [[day, m, s, n] for (day, m, s), n in entry["counts"].items()]})
+    return result
+
+
 def activity(start, end):
     """Count suspensions and reactivations per day of start..end (inclusive), by source, in SQL.
 
     The audit trail is append-only, so the counts of a range are kept (per process, a few ranges) with the
-    newest event id they include, and only events with a higher id are counted the next time. PostgreSQL
+    newest event id they include, and only events with a higher id are counted the next time. A process with
+    nothing kept for the range starts from the scheduler's shared counts of it, if any (publish_activity). PostgreSQL
     can commit a lower id after a higher one: the kept counts are dropped when that happened below their id
     (status_counts.still_holds, as for the status counts).
 
@@ -182,7 +216,7 @@ def activity(start, end):
     """
     mark = status_counts.watermark()
     kept = _kept_ranges()
-    entry = kept.pop((start, end), None)
+    entry = kept.pop((start, end), None) or _shared_range(start, end)
     held = status_counts.still_holds(entry["mark"]) if entry and entry["mark"].event_id == mark.event_id else None
     if held:  # nothing new
         counts, mark = entry["counts"], held

@@ -372,6 +372,7 @@ def tick(now=None):
     result["pauses_ended"] = _pauses_tick(now)
     result["features"] = _features_tick(now)
     result["pruned"] = _prune_tick(now)
+    result["overview"] = _overview_tick()
     result["recovered"] = runs.enqueue_unfinished(stale_only=True, now=now)
     result["mail_kicked"] = notify.kick_if_stranded()
     return result
@@ -411,6 +412,22 @@ def _prune_tick(now):
     except Exception:  # noqa: BLE001 - logged; the next tick tries again
         db.session.rollback()
         log.exception("old API logs could not be pruned")
+        return None
+
+
+def _overview_tick():
+    """Keep the overview's costly counts up to date here and share them, so that no web process has to count
+    every account or event itself (portal.domain.shared_figures). As of the real time, whatever day a tick is
+    asked to act as of. Returns the accounts counted, or None (a failure is logged; the tick goes on)."""
+    from portal.domain import overview, status_counts
+
+    try:
+        totals = status_counts.publish()
+        overview.publish_activity()
+        return totals.total
+    except Exception:  # noqa: BLE001 - logged; the pages count for themselves meanwhile
+        db.session.rollback()
+        log.exception("the overview's counts could not be shared")
         return None
 
 

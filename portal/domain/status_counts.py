@@ -41,6 +41,10 @@ A full count happens when nothing is kept, when the kept count is older than STA
 count negative (an event that does not match the table). A step or count taken inside a transaction that
 has written something itself (uncommitted) is returned but not kept.
 
+A process's first count is the costly one. The scheduler's tick keeps its own counts and publishes them
+(`publish`, through portal.domain.shared_figures); a process with nothing kept, or only an older full count,
+adopts the published copy and steps from it as from its own. With Redis down it counts for itself.
+
 `watermark`, `with_baseline` and `still_holds` (a Mark: the newest ids with PostgreSQL's snapshot, and a
 count of the events up to it) are what the overview's chart keeps its counts with (portal.domain.overview).
 """
@@ -51,6 +55,7 @@ from datetime import datetime
 from flask import current_app
 from sqlalchemy import func, select, text
 
+from portal.domain import shared_figures
 from portal.extensions import db
 from portal.models import Account, AuditEvent
 from portal.timeutil import utcnow
@@ -171,6 +176,10 @@ def current(now=None):
     """
     now = now or utcnow()
     kept = _store().get("entry")
+    if kept is None or _too_old(kept, now):
+        adopted = _adopted(kept, now)  # the scheduler's copy, if it is newer (portal.domain.shared_figures)
+        if adopted is not None:
+            kept = _store()["entry"] = adopted
     if kept is not None and not _too_old(kept, now):
         mark = watermark()
         went_back = mark.event_id < kept.event_id or mark.account_id < kept.account_id
@@ -190,6 +199,47 @@ def current(now=None):
     if not own_writes:
         _store()["entry"] = counted
     return _totals(dict(counted.counts), counted.as_of, counted.version)
+
+
+SHARED_NAME = "status-counts"
+
+
+def publish(now=None):
+    """Bring this process's counts up to date (a full count when due) and share them with the processes that
+    have none yet; the scheduler's tick calls this. Returns the StatusTotals."""
+    totals = current(now)
+    kept = _store().get("entry")
+    if kept is not None:
+        shared_figures.publish(SHARED_NAME, _dump(kept))
+    return totals
+
+
+def _adopted(kept, now):
+    """The shared copy of the counts, if there is one counted on this database later than `kept`, else None."""
+    payload = shared_figures.read(SHARED_NAME)
+    try:
+        shared = _load(payload) if payload is not None else None
+    except (KeyError, TypeError, ValueError):
+        return None  # written by another version: ignored
+    if shared is None or _too_old(shared, now) or (kept is not None and shared.counted_at <= kept.counted_at):
+        return None
+    return shared
+
+
+def _dump(kept):
+    return {"counts": [list(pair) for pair in kept.counts], "event_id": kept.event_id, "account_id": kept.account_id,
+            "counted_at": kept.counted_at.isoformat(), "as_of": kept.as_of.isoformat(), "snapshot": kept.snapshot,
+            "seen_at": kept.seen_at, "gaps": [list(gap) for gap in kept.gaps],
+            "base": list(kept.base) if kept.base is not None else None}
+
+
+def _load(payload):
+    return _Kept(tuple((str(status), int(n)) for status, n in payload["counts"]), int(payload["event_id"]),
+                 int(payload["account_id"]), datetime.fromisoformat(payload["counted_at"]),
+                 datetime.fromisoformat(payload["as_of"]), payload["snapshot"], float(payload["seen_at"]),
+                 tuple((int(lo), int(hi), float(first)) for lo, hi, first in payload["gaps"]),
+                 (int(payload["base"][0]), int(payload["base"][1]), float(payload["base"][2]))
+                 if payload["base"] is not None else None)
 
 
 def _too_old(kept, now):

@@ -1,0 +1,120 @@
+"""The overview's costly first counts, shared by the scheduler's tick (portal.domain.shared_figures): a process
+with nothing kept adopts the published counts and brings them up to date instead of counting every account or
+every event of the chart's range; what it serves equals a fresh count; Redis down, another database's copy or an
+unreadable one leave it counting for itself."""
+from datetime import timedelta
+
+from redis import Redis
+from sqlalchemy import func, select
+
+from portal.domain import overview, schedule, shared_figures, status_counts, suspension
+from portal.extensions import db
+from portal.models import Account, User
+from portal.timeutil import utcnow
+
+NOTE = "Checked with the customer."
+
+
+def _fresh_counts():
+    rows = db.session.execute(select(Account.status, func.count()).group_by(Account.status)).all()
+    return {status: int(n) for status, n in rows}
+
+
+def _served():
+    return {status: n for status, n in status_counts.current().counts.items() if n}
+
+
+def _new_process():
+    """What a web process started now has kept: nothing (the extensions' stores are per process and app)."""
+    status_counts.forget()
+    overview.forget_activity()
+
+
+def _full_counts(monkeypatch):
+    calls = []
+    real = status_counts._count
+    monkeypatch.setattr(status_counts, "_count", lambda now: calls.append(now) or real(now))
+    return calls
+
+
+def test_a_new_process_brings_the_published_counts_up_to_date_instead_of_counting(ctx, world, make, monkeypatch):
+    ids = [make.account(name=f"Shared {i}") for i in range(4)]
+    admin = db.session.get(User, world.admin.id)
+    status_counts.publish()  # the scheduler's process: a full count, shared
+    full = _full_counts(monkeypatch)
+    suspension.suspend(admin, ids[0], "other", NOTE)  # changes after the copy was taken
+    make.account(name="Opened since", status="suspended")
+    _new_process()
+    assert _served() == _fresh_counts() and full == []  # adopted and stepped: no count of every account
+    assert status_counts.current().cached  # kept in the process from then on
+    suspension.reactivate(admin, ids[0], "resolved", NOTE)
+    assert _served() == _fresh_counts() and full == []
+
+
+def test_an_older_copy_is_not_taken_over_a_newer_count_of_the_process(ctx, world, make, monkeypatch):
+    make.account()
+    status_counts.publish()
+    payload = shared_figures.read(status_counts.SHARED_NAME)
+    kept = status_counts._store()["entry"]
+    assert status_counts._adopted(kept, utcnow()) is None  # the same count: nothing to adopt
+    payload["counted_at"] = (kept.counted_at - timedelta(hours=2)).isoformat()  # older than the recount bound
+    shared_figures.publish(status_counts.SHARED_NAME, payload)
+    _new_process()
+    full = _full_counts(monkeypatch)
+    assert _served() == _fresh_counts() and len(full) == 1  # too old to trust: counted here
+
+
+def test_the_tick_publishes_both_and_the_chart_of_a_new_process_counts_only_new_events(ctx, world, make,
+                                                                                       monkeypatch):
+    ids = [make.account() for _ in range(3)]
+    admin = db.session.get(User, world.admin.id)
+    suspension.suspend(admin, ids[0], "other", NOTE, now=utcnow() - timedelta(days=2))
+    result = schedule.tick()
+    assert result["overview"] == db.session.scalar(select(func.count()).select_from(Account))
+    start, end = overview.activity_range()
+    assert shared_figures.read(overview._range_name(start, end)) is not None
+    suspension.suspend(admin, ids[1], "other", NOTE)
+    calls = []
+    real = overview._count_events
+    monkeypatch.setattr(overview, "_count_events", lambda *a: calls.append(a[2:]) or real(*a))
+    _new_process()
+    served = overview.activity(start, end)
+    assert len(calls) == 1 and calls[0][0] > 0  # from the copy's newest event on, not from the first
+    monkeypatch.setattr(shared_figures, "read", lambda name: None)
+    _new_process()
+    assert overview.activity(start, end).counts == served.counts  # what counting every event gives
+    assert served.totals[("suspended", "admin")] == 2
+
+
+def test_with_redis_down_a_process_counts_for_itself_and_asks_again_only_after_a_while(ctx, world, make,
+                                                                                       monkeypatch):
+    make.account()
+    status_counts.publish()
+    asked = []
+
+    class Down(Redis):
+        def get(self, name):
+            asked.append(name)
+            return super().get(name)
+
+    down = Down(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    monkeypatch.setattr(shared_figures, "get_redis", lambda: down)
+    _new_process()
+    full = _full_counts(monkeypatch)
+    assert _served() == _fresh_counts() and len(full) == 1
+    _new_process()
+    assert _served() == _fresh_counts() and len(full) == 2 and len(asked) == 1  # not asked again for a while
+    assert shared_figures.publish("status-counts", {"x": 1}) is False  # logged, not raised
+
+
+def test_a_copy_from_another_database_or_another_version_is_ignored(ctx, world, make, monkeypatch):
+    make.account()
+    status_counts.publish()
+    digest = shared_figures._database()
+    monkeypatch.setattr(shared_figures, "_database", lambda: "another-install")
+    assert shared_figures.read(status_counts.SHARED_NAME) is None
+    monkeypatch.setattr(shared_figures, "_database", lambda: digest)
+    shared_figures.publish(status_counts.SHARED_NAME, {"counts": "not what this version writes"})
+    _new_process()
+    full = _full_counts(monkeypatch)
+    assert _served() == _fresh_counts() and len(full) == 1
