@@ -14,6 +14,7 @@ from portal.timeutil import utcnow
 from tests.api_support import Api, make_token, number_of, problem
 
 REASON = {"reason_category": "non_payment", "reason_note": "Asked by the billing system."}
+OVERRIDE = {"reason_category": "promise_to_pay", "reason_note": "Promised on the phone."}
 PAID = {"reason_category": "paid", "reason_note": "Paid through the billing system."}  # reactivation has its own
 
 
@@ -160,11 +161,16 @@ def test_shift_moves_the_approaching_limitation(app, api, world, make):
     account_id = overdue(app, world, make, 10)
     number = number_of(app, account_id)
     later = today() + timedelta(days=7)  # the class limits in 5 days and suspends in 10
-    body = api.post(f"/api/v1/accounts/{number}/shift", dict(REASON, limitation_date=later.isoformat())).get_json()
+    before = snapshot(app, account_id)
+    refused = problem(api.post(f"/api/v1/accounts/{number}/shift", dict(REASON, limitation_date=later.isoformat())),
+                      422, "validation")  # a suspension's reason
+    assert "promise to pay" in refused["errors"]["reason_category"]
+    assert snapshot(app, account_id) == before
+    body = api.post(f"/api/v1/accounts/{number}/shift", dict(OVERRIDE, limitation_date=later.isoformat())).get_json()
     assert body["pending_action"] == "limitation" and body["pending_date"] == later.isoformat()
     before = snapshot(app, account_id)
-    problem(api.post(f"/api/v1/accounts/{number}/shift", REASON), 422, "validation")
-    problem(api.post(f"/api/v1/accounts/{number}/shift", dict(REASON, limitation_date="9999-01-01")),
+    problem(api.post(f"/api/v1/accounts/{number}/shift", OVERRIDE), 422, "validation")
+    problem(api.post(f"/api/v1/accounts/{number}/shift", dict(OVERRIDE, limitation_date="9999-01-01")),
             422, "validation")
     assert snapshot(app, account_id) == before
 
@@ -174,10 +180,10 @@ def test_lift_gives_full_service_until_a_date(app, api, world, make):
     number = number_of(app, account_id)
     assert api.get(f"/api/v1/accounts/{number}").get_json()["status"] == "suspended"
     until = today() + timedelta(days=3)
-    body = api.post(f"/api/v1/accounts/{number}/lift", dict(REASON, until=until.isoformat())).get_json()
+    body = api.post(f"/api/v1/accounts/{number}/lift", dict(OVERRIDE, until=until.isoformat())).get_json()
     assert body["status"] == "active" and body["label"] == "Suspension delayed"
     other = number_of(app, world.other_account)
-    problem(api.post(f"/api/v1/accounts/{other}/lift", dict(REASON, until=until.isoformat())),
+    problem(api.post(f"/api/v1/accounts/{other}/lift", dict(OVERRIDE, until=until.isoformat())),
             409, "invalid-transition")
 
 

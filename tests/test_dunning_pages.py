@@ -6,6 +6,7 @@ Dates are relative to today (the pages act as of now). Each refusal is checked t
 import csv
 import io
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -80,7 +81,8 @@ def live_override(app, account_id):
 
 
 def reason(**fields):
-    data = {"reason_category": "non_payment", "reason_note": NOTE}
+    """A dunning override's reason (shift and lift; cancel-dates passes its own)."""
+    data = {"reason_category": "promise_to_pay", "reason_note": NOTE}
     data.update(fields)
     return data
 
@@ -409,16 +411,45 @@ def test_cancel_dates_ends_the_manual_dates_and_the_class_schedule_applies_at_on
     dialog = client.get(f"/accounts/{account_id}/cancel-dates", headers=HX if htmx else {}).get_data(as_text=True)
     assert "Lifted until" in dialog and ("data-autoopen" in dialog) is htmx
     before = state(app, account_id)
-    missing = auth.post(f"/accounts/{account_id}/cancel-dates", reason(reason_note=""), htmx=htmx)
+    missing = auth.post(f"/accounts/{account_id}/cancel-dates", reason(reason_note="", reason_category="promise_not_kept"),
+                        htmx=htmx)
     assert missing.status_code == 422 and 'id="dunning-reason_note-error"' in missing.get_data(as_text=True)
     assert state(app, account_id) == before
-    done = auth.post(f"/accounts/{account_id}/cancel-dates", reason(), htmx=htmx)
+    done = auth.post(f"/accounts/{account_id}/cancel-dates", reason(reason_category="promise_not_kept"), htmx=htmx)
     assert done.status_code == (200 if htmx else 303)
     assert live_override(app, account_id) is None
     with app.app_context():
         assert db.session.get(Account, account_id).status == "suspended"  # the suspension was due: applied at once
-    again = auth.post(f"/accounts/{account_id}/cancel-dates", reason(), htmx=True)
+    again = auth.post(f"/accounts/{account_id}/cancel-dates", reason(reason_category="promise_not_kept"), htmx=True)
     assert again.status_code == 409 and "no shifted or lifted date" in again.get_data(as_text=True)
+
+
+def test_the_overrides_take_their_own_reasons_and_refuse_a_suspensions_at_the_field(app, world, auth, client,
+                                                                                      standard):
+    account_id = overdue(app, world, standard, 16)  # limited now; suspension due in 4 days
+    auth.login(world.admin.email)
+    for path, listed, first in (("reschedule", "Payment plan agreed", "promise_to_pay"),
+                                ("change-status", "Invoice disputed", "promise_to_pay"),
+                                ("cancel-dates", "Promise not kept", "promise_not_kept")):
+        dialog = client.get(f"/accounts/{account_id}/{path}", headers=HX).get_data(as_text=True)
+        if 'data-testid="dunning-not-available"' in dialog:
+            continue  # cancel-dates before any manual date: nothing to choose
+        assert listed in dialog and "Non-payment" not in dialog and "Inactivity" not in dialog, path
+        assert re.search(rf'<option value="{first}"[^>]*selected', dialog), path
+    before = state(app, account_id)
+    refused = auth.post(f"/accounts/{account_id}/reschedule",
+                        reason(reason_category="non_payment", suspension_date=(today() + timedelta(days=14)).isoformat()),
+                        htmx=True)
+    body = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and 'id="dunning-reason_category-error"' in body
+    assert "reasons for new dates: promise to pay, payment plan agreed" in body
+    assert state(app, account_id) == before
+    done = auth.post(f"/accounts/{account_id}/reschedule",
+                     reason(reason_category="payment_plan", suspension_date=(today() + timedelta(days=14)).isoformat()),
+                     htmx=True)
+    assert done.status_code == 200
+    timeline = client.get(f"/accounts/{account_id}/timeline", headers=HX).get_data(as_text=True)
+    assert "Payment plan agreed" in timeline
 
 
 # ---------------------------------------------------------------- payments and invoices

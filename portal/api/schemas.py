@@ -11,7 +11,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, valida
 
 from portal.domain.account_search import PAGE_SIZES, Q_MAX, SORTS
 from portal.domain.gate import REASONS, STATE_LABELS, STATES
-from portal.domain.suspension import REACTIVATION_REASONS
+from portal.domain.suspension import DUNNING_OVERRIDE_REASONS, REACTIVATION_REASONS
 from portal.domain.money import MAX_CENTS
 from portal.domain.parsing import ID_MAX, bad_character, text_problem
 
@@ -203,12 +203,19 @@ class ReactivationReasonSchema(Strict):
     expected_version = version()
 
 
-class ShiftSchema(ReasonSchema):
+class OverrideReasonSchema(Strict):
+    reason_category = fields.String(required=True, validate=validate.Length(max=30),
+                                    metadata={"description": "One of: " + ", ".join(DUNNING_OVERRIDE_REASONS)})
+    reason_note = text(required=True, max_length=2000, metadata={"description": "Why (up to 500 characters)"})
+    expected_version = version()
+
+
+class ShiftSchema(OverrideReasonSchema):
     limitation_date = fields.Date(metadata={"description": "The new limitation date"})
     suspension_date = fields.Date(metadata={"description": "The new suspension date"})
 
 
-class LiftSchema(ReasonSchema):
+class LiftSchema(OverrideReasonSchema):
     until = fields.Date(required=True, metadata={"description": "Full service until this day"})
 
 

@@ -14,7 +14,7 @@ from portal import plurals
 from portal.cli.accounts import account
 from portal.cli.common import fail, find_account, find_actor, parse_day
 from portal.domain.errors import DomainError
-from portal.domain.gate import REASONS
+from portal.domain.suspension import DUNNING_OVERRIDE_REASONS
 
 class_group = click.Group("class", help="Customer classes: when overdue accounts are limited and suspended.")
 billing = click.Group("billing", help="Invoices, payments and write-offs.")
@@ -23,8 +23,8 @@ dunning = click.Group("dunning", help="The daily dunning evaluation (runs on the
 
 AS_OF = click.option("--as-of", "as_of", default=None, metavar="DATE", help="The day taken as today (default today).")
 ACTOR = click.option("--as", "actor_email", required=True, metavar="EMAIL", help="The super admin acting.")
-REASON = click.option("--reason", "reason", default="non_payment", show_default=True,
-                      type=click.Choice(list(REASONS)), help="Reason category.")
+REASON = click.option("--reason", "reason", default="promise_to_pay", show_default=True,
+                      type=click.Choice(list(DUNNING_OVERRIDE_REASONS)), help="Reason category.")
 NOTE = click.option("--note", required=True, help="Why, up to 500 characters.")
 
 

@@ -27,12 +27,34 @@ REACTIVATION_REASONS = {
     "customer_request": "Customer request",
     "other": "Other",
 }
-REASON_LABELS = {**REASONS, **REACTIVATION_REASONS}  # every stored reason, for the pages that show one
+# Why a super admin moves an approaching dunning step later, or lifts an applied one for a while: an agreement
+# with the customer, not a reason to suspend ("non-payment" is what the schedule itself acts on).
+DUNNING_OVERRIDE_REASONS = {
+    "promise_to_pay": "Promise to pay",
+    "payment_plan": "Payment plan agreed",
+    "invoice_disputed": "Invoice disputed",
+    "goodwill": "Goodwill",
+    "other": "Other",
+}
+# Why the manual dates are cancelled and the class schedule applies again.
+SCHEDULE_RESTORED_REASONS = {
+    "promise_not_kept": "Promise not kept",
+    "dates_set_in_error": "Dates set in error",
+    "other": "Other",
+}
+REASON_LABELS = {**REASONS, **REACTIVATION_REASONS, **DUNNING_OVERRIDE_REASONS,
+                 **SCHEDULE_RESTORED_REASONS}  # every stored reason, for the pages that show one
+ACTION_REASONS = {"reactivate": REACTIVATION_REASONS, "shift": DUNNING_OVERRIDE_REASONS,
+                  "lift": DUNNING_OVERRIDE_REASONS, "cancel_dates": SCHEDULE_RESTORED_REASONS}
+ACTION_WORDS = {"reactivate": "a reactivation", "shift": "new dates", "lift": "a lift",
+                "cancel_dates": "going back to the class schedule"}
 
 
 def reasons_for(action):
-    """Return the reasons an action may give: REACTIVATION_REASONS for reactivate, else gate.REASONS."""
-    return REACTIVATION_REASONS if action == "reactivate" else REASONS
+    """Return the reasons an action may give: REACTIVATION_REASONS for reactivate (and an undo),
+    DUNNING_OVERRIDE_REASONS for shift and lift, SCHEDULE_RESTORED_REASONS for cancel_dates (the manual dunning
+    dates), else gate.REASONS (suspend, cancel, write-off)."""
+    return ACTION_REASONS.get(action, REASONS)
 
 # Which stored states each action may start from, and where it leads.
 TRANSITIONS = {
@@ -52,8 +74,8 @@ def validate_reason(category, note, action="suspend"):
     Args:
         category: one of reasons_for(action) (surrounding spaces ignored).
         note: why, 1..NOTE_MAX characters once trimmed.
-        action: "reactivate" for a reactivation or an undo (REACTIVATION_REASONS); anything else takes
-            the suspension's reasons (gate.REASONS: suspend, cancel, shift, lift, write-off).
+        action: "reactivate" for a reactivation or an undo, "shift", "lift" or "cancel_dates" for the dunning
+            overrides (see reasons_for); anything else takes the suspension's reasons (gate.REASONS).
 
     Raises:
         ValidationFailed: field_errors names reason_category and/or reason_note.
@@ -65,9 +87,9 @@ def validate_reason(category, note, action="suspend"):
         errors["reason_category"] = "Choose a reason."
     elif category not in reasons_for(action):
         errors["reason_category"] = "Choose one of the listed reasons."
-        if action == "reactivate":  # most likely a suspension's reason given to a reactivation: say which will do
-            listed = ", ".join(label.lower() for label in REACTIVATION_REASONS.values())
-            errors["reason_category"] = f"Choose one of the listed reasons for a reactivation: {listed}."
+        if action in ACTION_REASONS:  # most likely a suspension's reason given to it: say which will do
+            listed = ", ".join(label.lower() for label in ACTION_REASONS[action].values())
+            errors["reason_category"] = f"Choose one of the listed reasons for {ACTION_WORDS[action]}: {listed}."
     if not note:
         errors["reason_note"] = "Write a short note explaining the reason."
     elif len(note) > NOTE_MAX:

@@ -45,10 +45,17 @@ def set_class(account_id):
     return _changed(account.id, f"Account {account.number} is now in {where}.", "account-class-set")
 
 
+# Each dialog's action, for its reasons (suspension.reasons_for), and the reason chosen at first.
+DIALOG_ACTIONS = {"reschedule": ("shift", "promise_to_pay"), "change_status": ("lift", "promise_to_pay"),
+                  "cancel_dates": ("cancel_dates", "promise_not_kept")}
+
+
 def _dialog(account, kind, block="dunning_dialog", status=200, form=None, errors=None, form_error=None):
     """Render one of the dialogs (fragment for htmx) or its page (no JavaScript)."""
-    form = form or {"reason_category": "non_payment"}
+    action, first_reason = DIALOG_ACTIONS[kind]
+    form = form or {"reason_category": first_reason}
     return render("accounts/_dunning_dialog.html", block=block, status=status, account=account, kind=kind,
+                  reasons=suspension.reasons_for(action),
                   form=form, errors=errors or {}, form_error=form_error, note_max=suspension.NOTE_MAX,
                   choices=business_days.lift_choices(), lift_max_days=overrides.lift_max_days(),
                   back_url=url_for("accounts.detail", account_id=account.id), as_dialog=is_fragment_request(),
@@ -143,7 +150,7 @@ def reschedule(account_id):
 def change_status_dialog(account_id):
     """Show the Change status form: full service until 2 business days, 1 week or a date."""
     return _dialog(get_account(current_user, account_id), "change_status",
-                   form={"reason_category": "non_payment", "until_choice": "2bd"})
+                   form={"reason_category": DIALOG_ACTIONS["change_status"][1], "until_choice": "2bd"})
 
 
 @bp.route("/<int:account_id>/change-status", methods=["POST"])

@@ -82,7 +82,7 @@ def build_world(app, make):
         ledger.add_invoice(admin, limited, "49.00", utcnow().date() - timedelta(days=16))
         # manual dates saved on it (its suspension, due in 4 days by the class, shifted): Cancel dates is offered
         overrides.shift(admin, limited, suspension_date=utcnow().date() + timedelta(days=10),
-                        reason_category="non_payment", reason_note="Promised to pay by the 10th")
+                        reason_category="promise_to_pay", reason_note="Promised to pay by the 10th")
         selection = {"type": "rules", "rules": [{"id": 1, "name": "Inactive 12+ months", "enabled": True,
                                                  "inactivity_months": 12, "min_balance_cents": None,
                                                  "overdue_days": None}]}

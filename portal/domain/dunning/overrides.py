@@ -76,7 +76,7 @@ def _check_shift_date(errors, field, value, day, class_date, done, step):
                          f"would change nothing (the later date wins). Choose a date after {class_date.isoformat()}.")
 
 
-def shift(actor, account_id, limitation_date=None, suspension_date=None, reason_category="non_payment",
+def shift(actor, account_id, limitation_date=None, suspension_date=None, reason_category="promise_to_pay",
           reason_note="", as_of=None, expected_version=None):
     """Move the account's approaching limitation and/or suspension to later dates.
 
@@ -84,7 +84,7 @@ def shift(actor, account_id, limitation_date=None, suspension_date=None, reason_
         actor: the super admin.
         account_id: the account.
         limitation_date, suspension_date: the new dates (dates; at least one).
-        reason_category, reason_note: why (as for a suspension).
+        reason_category, reason_note: why (a key of suspension.DUNNING_OVERRIDE_REASONS, and a note).
         as_of: the day the shift is made (default today).
         expected_version: the account version the form showed (None: no check).
 
@@ -95,7 +95,7 @@ def shift(actor, account_id, limitation_date=None, suspension_date=None, reason_
         AccountNotFound, PermissionDenied, Conflict, InvalidTransition (nothing overdue, cancelled),
         ValidationFailed (dates, reason).
     """
-    category, note = validate_reason(reason_category, reason_note)
+    category, note = validate_reason(reason_category, reason_note, "shift")
     if limitation_date is None and suspension_date is None:
         raise ValidationFailed({"limitation_date": "Give a new limitation date, a new suspension date, or both."})
     now, day = moment_of(as_of), day_of(as_of)
@@ -132,7 +132,7 @@ def shift(actor, account_id, limitation_date=None, suspension_date=None, reason_
     return after
 
 
-def lift(actor, account_id, until, reason_category="non_payment", reason_note="", as_of=None,
+def lift(actor, account_id, until, reason_category="promise_to_pay", reason_note="", as_of=None,
          expected_version=None):
     """Lift an applied non-payment limitation or suspension until a date: full service until then.
 
@@ -140,7 +140,7 @@ def lift(actor, account_id, until, reason_category="non_payment", reason_note=""
         AccountNotFound, PermissionDenied, Conflict, InvalidTransition (not restricted for non-payment),
         ValidationFailed (date, reason).
     """
-    category, note = validate_reason(reason_category, reason_note)
+    category, note = validate_reason(reason_category, reason_note, "lift")
     now, day = moment_of(as_of), day_of(as_of)
     account = _load(actor, "lift", account_id, expected_version)
     view = view_of(account, day)
@@ -188,13 +188,13 @@ def _check_lift_date(until, day):
                                          f"{(day + timedelta(days=limit)).isoformat()}."})
 
 
-def cancel(actor, account_id, reason_category="non_payment", reason_note="", as_of=None, expected_version=None):
+def cancel(actor, account_id, reason_category="promise_not_kept", reason_note="", as_of=None, expected_version=None):
     """Cancel the account's manual dates: the class schedule applies again at once (a due step is applied).
 
     Raises:
         AccountNotFound, PermissionDenied, Conflict, InvalidTransition (no manual dates), ValidationFailed.
     """
-    category, note = validate_reason(reason_category, reason_note)
+    category, note = validate_reason(reason_category, reason_note, "cancel_dates")
     now, day = moment_of(as_of), day_of(as_of)
     account = _load(actor, "shift", account_id, expected_version)
     if live_override(account.id) is None:
