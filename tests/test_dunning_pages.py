@@ -316,6 +316,7 @@ def test_reschedule_refuses_bad_dates_and_a_missing_reason_at_the_field_and_chan
         assert f'id="{field}-error"' in body or f'id="dunning-{field}-error"' in body, (field, body)
         assert words in body
         assert ("<html" in body) is not htmx
+        assert 'id="dunning-reason_category-error"' not in body  # the override's own reason is a good one
     assert state(app, account_id) == before
 
 
@@ -390,6 +391,7 @@ def test_change_status_refuses_bad_dates_at_the_field_and_an_account_not_restric
         response = auth.post(f"/accounts/{account_id}/change-status", data, htmx=True)
         body = response.get_data(as_text=True)
         assert response.status_code == 422 and 'id="until-error"' in body and words in body, data
+        assert 'id="dunning-reason_category-error"' not in body  # the lift's own reason is a good one
     assert state(app, account_id) == before
     fresh = overdue(app, world, standard, 3, account_id=world.other_account)  # pending, not restricted
     dialog = client.get(f"/accounts/{fresh}/change-status", headers=HX).get_data(as_text=True)
@@ -450,6 +452,8 @@ def test_the_overrides_take_their_own_reasons_and_refuse_a_suspensions_at_the_fi
     assert done.status_code == 200
     timeline = client.get(f"/accounts/{account_id}/timeline", headers=HX).get_data(as_text=True)
     assert "Payment plan agreed" in timeline
+    card = client.get(f"/accounts/{account_id}/dunning", headers=HX).get_data(as_text=True)
+    assert f"Why: Payment plan agreed — {NOTE}" in card
 
 
 # ---------------------------------------------------------------- payments and invoices

@@ -17,15 +17,27 @@ import logging
 import time
 
 from flask import current_app
+from redis import Redis
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-
-from portal.extensions import get_redis
+from redis.retry import Retry
 
 log = logging.getLogger(__name__)
 
-KEY_PREFIX = "portal:shared-figures:"
+KEY_PREFIX = "portal:shared-figures:v1:"  # the format's version: another version's copies are not read
 TTL_SECONDS = 2 * 3600  # a copy nobody refreshed for this long is gone (the scheduler is down)
 RETRY_SECONDS = 60  # after Redis failed to answer, count locally for this long before asking again
+TIMEOUT_SECONDS = 0.25  # a page waits at most this long for Redis (connect, then answer), then counts itself
+
+
+def _redis():
+    """This app's Redis client for the shared figures: short timeouts and no retries, as a page waits on it."""
+    client = current_app.extensions.get("portal.shared_figures.redis")
+    if client is None:
+        client = Redis.from_url(current_app.config["REDIS_URL"], socket_connect_timeout=TIMEOUT_SECONDS,
+                                socket_timeout=TIMEOUT_SECONDS, retry=Retry(NoBackoff(), 0))
+        current_app.extensions["portal.shared_figures.redis"] = client
+    return client
 
 
 def _database():
@@ -40,7 +52,7 @@ def _database():
 def publish(name, payload):
     """Share payload (JSON-able) under name; return whether Redis took it (a failure is logged, not raised)."""
     try:
-        get_redis().set(KEY_PREFIX + name, json.dumps({"db": _database(), "payload": payload}), ex=TTL_SECONDS)
+        _redis().set(KEY_PREFIX + name, json.dumps({"db": _database(), "payload": payload}), ex=TTL_SECONDS)
         return True
     except RedisError as exc:
         log.warning("shared figures %s not published: Redis %s", name, exc)
@@ -53,7 +65,7 @@ def read(name):
     if state.get("retry_at", 0.0) > time.monotonic():
         return None
     try:
-        raw = get_redis().get(KEY_PREFIX + name)
+        raw = _redis().get(KEY_PREFIX + name)
     except RedisError as exc:
         state["retry_at"] = time.monotonic() + RETRY_SECONDS
         log.info("shared figures unavailable (Redis %s): counting here for %d s", exc, RETRY_SECONDS)

@@ -202,11 +202,18 @@ def current(now=None):
 
 
 SHARED_NAME = "status-counts"
+PUBLISH_AHEAD_SECONDS = 300  # the scheduler counts in full this long before the recount bound
 
 
 def publish(now=None):
     """Bring this process's counts up to date (a full count when due) and share them with the processes that
     have none yet; the scheduler's tick calls this. Returns the StatusTotals."""
+    now = now or utcnow()
+    kept = _store().get("entry")
+    if kept is not None and (now - kept.counted_at).total_seconds() > _recount_bound() - PUBLISH_AHEAD_SECONDS:
+        counted, own_writes = _count(now)  # in full before the bound, so a copy is never as old as one kept
+        if not own_writes:
+            _store()["entry"] = counted
     totals = current(now)
     kept = _store().get("entry")
     if kept is not None:
@@ -234,17 +241,23 @@ def _dump(kept):
 
 
 def _load(payload):
+    """The shared copy as this process's own. Its clock times (when the snapshot was taken, when each gap and the
+    baseline were first seen) are another host's: they restart on this one's clock, so a gap is given up only
+    after GAP_SETTLE_SECONDS here, whatever the two clocks say."""
+    clock = time.time()
     return _Kept(tuple((str(status), int(n)) for status, n in payload["counts"]), int(payload["event_id"]),
                  int(payload["account_id"]), datetime.fromisoformat(payload["counted_at"]),
-                 datetime.fromisoformat(payload["as_of"]), payload["snapshot"], float(payload["seen_at"]),
-                 tuple((int(lo), int(hi), float(first)) for lo, hi, first in payload["gaps"]),
-                 (int(payload["base"][0]), int(payload["base"][1]), float(payload["base"][2]))
-                 if payload["base"] is not None else None)
+                 datetime.fromisoformat(payload["as_of"]), payload["snapshot"], clock,
+                 tuple((int(lo), int(hi), clock) for lo, hi, _first in payload["gaps"]),
+                 (int(payload["base"][0]), int(payload["base"][1]), clock) if payload["base"] is not None else None)
+
+
+def _recount_bound():
+    return current_app.config.get("STATUS_COUNTS_RECOUNT_SECONDS", RECOUNT_SECONDS)
 
 
 def _too_old(kept, now):
-    bound = current_app.config.get("STATUS_COUNTS_RECOUNT_SECONDS", RECOUNT_SECONDS)
-    return (now - kept.counted_at).total_seconds() > bound or now < kept.counted_at
+    return (now - kept.counted_at).total_seconds() > _recount_bound() or now < kept.counted_at
 
 
 def _postgres():

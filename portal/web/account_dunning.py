@@ -66,7 +66,7 @@ def _form(*fields):
     return {key: request.form.get(key, "") for key in fields + REASON_FIELDS}
 
 
-def _dates(form, *fields):
+def _dates(form, kind, *fields):
     """Parse the typed dates (blank: None); bad ones are refused at their fields with the reason's problems."""
     values, errors = {}, {}
     for name in fields:
@@ -76,13 +76,14 @@ def _dates(form, *fields):
         except InvalidValue as exc:
             errors[name] = exc.message
     if errors:
-        raise ValidationFailed(dict(_reason_errors(form), **errors))
+        raise ValidationFailed(dict(_reason_errors(form, kind), **errors))
     return values
 
 
-def _reason_errors(form):
+def _reason_errors(form, kind):
+    """The reason's problems as the dialog's action judges them (its own reasons, suspension.reasons_for)."""
     try:
-        suspension.validate_reason(form["reason_category"], form["reason_note"])
+        suspension.validate_reason(form["reason_category"], form["reason_note"], DIALOG_ACTIONS[kind][0])
     except ValidationFailed as exc:
         return exc.field_errors
     return {}
@@ -93,7 +94,7 @@ def _attempt(account_id, kind, form, change):
     try:
         view = change(current_user._get_current_object())
     except ValidationFailed as exc:
-        errors = dict(_reason_errors(form), **exc.field_errors)
+        errors = dict(_reason_errors(form, kind), **exc.field_errors)
         return _dialog(get_account(current_user, account_id), kind, "dunning_form", 422, form, errors)
     except (Conflict, InvalidTransition) as exc:
         return _dialog(get_account(current_user, account_id), kind, "dunning_form", exc.status_code, form,
@@ -138,7 +139,7 @@ def reschedule(account_id):
     form = _form("limitation_date", "suspension_date")
 
     def change(actor):
-        dates = _dates(form, "limitation_date", "suspension_date")
+        dates = _dates(form, "reschedule", "limitation_date", "suspension_date")
         return overrides.shift(actor, account_id, dates["limitation_date"], dates["suspension_date"],
                                form["reason_category"], form["reason_note"], expected_version=form["version"])
 
