@@ -101,7 +101,7 @@ def test_sign_in_follows_a_local_next_encoded(client, auth, world, htmx):
 
 @pytest.mark.parametrize("htmx", [False, True], ids=["plain", "htmx"])
 def test_sign_in_never_sends_back_to_sign_in_or_sign_out(client, auth, world, htmx):
-    for target in ("/login", "/login?next=/accounts", "/logout"):
+    for target in ("/login", "/login?next=/accounts", "/logout", "/%6Cogin", "/./login", "/logout/"):
         assert _sign_in(client, auth, world, target, htmx) == "/overview", target
 
 

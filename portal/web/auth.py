@@ -1,6 +1,4 @@
 """Sign in and sign out."""
-from urllib.parse import urlsplit
-
 from flask import Blueprint, flash, redirect, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
@@ -8,7 +6,7 @@ from portal.domain import auth as auth_domain
 from portal.domain.errors import InvalidCredentials, LoginRefused
 from portal.web.access import EVERYONE, public, roles_required
 from portal.web.helpers import render
-from portal.web.safe_next import safe_next
+from portal.web.safe_next import is_page, safe_next
 from portal.web.throttle import limit_failed_sign_ins, record_failure
 
 bp = Blueprint("auth", __name__)
@@ -50,7 +48,7 @@ def login():
     session.clear()  # a new session on every sign-in
     login_user(user, remember=bool(request.form.get("remember")))
     target = safe_next(request.args.get("next"))
-    if target is not None and urlsplit(target).path in (url_for("auth.login"), url_for("auth.logout")):
+    if is_page(target, url_for("auth.login")) or is_page(target, url_for("auth.logout")):
         target = None  # never back to the sign-in form (the signed-in user would only be sent home from there)
     target = target or home_url_for(user)
     if request.headers.get("HX-Request") == "true":

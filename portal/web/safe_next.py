@@ -8,6 +8,7 @@ starts with one slash, with nothing in it that a browser or proxy could turn int
 a host; and the value handed back is plain ASCII (a query's other characters percent-encoded), safe
 to put in a `Location` or `HX-Redirect` header or an attribute.
 """
+import posixpath
 import unicodedata
 from urllib.parse import quote, unquote, urlsplit
 
@@ -75,3 +76,10 @@ def safe_next(target):
     if parts.scheme or parts.netloc:
         return None
     return encoded
+
+
+def is_page(target, path):
+    """Whether target (a safe_next result) names the page at path, however it is written (/%6Cogin, /./login)."""
+    if not target:
+        return False
+    return posixpath.normpath(unquote(urlsplit(target).path)) == path

@@ -13,7 +13,7 @@ from portal.domain.auth import ended_by_status_change, load_session_user
 from portal.domain.gate import may
 from portal.extensions import login_manager
 from portal.web import staff_sessions
-from portal.web.safe_next import safe_next
+from portal.web.safe_next import is_page, safe_next
 
 STATUS_CHANGED = "Your account's status has changed, so you were signed out. Please sign in again."
 
@@ -28,8 +28,7 @@ def to_login(message=None, category="error"):
         back = (page.path + (f"?{page.query}" if page.query else "")) if page.path else None
     else:
         back = request.full_path.rstrip("?") if request.method == "GET" else None
-    login_path = url_for("auth.login")
-    if back is not None and urlsplit(back).path == login_path:
+    if is_page(back, url_for("auth.login")):
         back = None  # a session ended on the sign-in page itself: after signing in, go home, not back to sign-in
     target = url_for("auth.login", next=safe_next(back))
     if htmx:
