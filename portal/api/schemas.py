@@ -189,25 +189,20 @@ class TimelineQuerySchema(Strict):
     limit = fields.Integer(strict=False, load_default=100, validate=validate.Range(1, 100))
 
 
-class ReasonSchema(Strict):
-    reason_category = fields.String(required=True, validate=validate.Length(max=30),
-                                    metadata={"description": "One of: " + ", ".join(REASONS)})
-    reason_note = text(required=True, max_length=2000, metadata={"description": "Why (up to 500 characters)"})
-    expected_version = version()
+def reason_schema(name, reasons):
+    """A Strict schema named name taking a reason_category (described as one of reasons), a note and a version."""
+    return type(name, (Strict,), {
+        "reason_category": fields.String(required=True, validate=validate.Length(max=30),
+                                         metadata={"description": "One of: " + ", ".join(reasons)}),
+        "reason_note": text(required=True, max_length=2000, metadata={"description": "Why (up to 500 characters)"}),
+        "expected_version": version(),
+        "__module__": __name__,
+    })
 
 
-class ReactivationReasonSchema(Strict):
-    reason_category = fields.String(required=True, validate=validate.Length(max=30),
-                                    metadata={"description": "One of: " + ", ".join(REACTIVATION_REASONS)})
-    reason_note = text(required=True, max_length=2000, metadata={"description": "Why (up to 500 characters)"})
-    expected_version = version()
-
-
-class OverrideReasonSchema(Strict):
-    reason_category = fields.String(required=True, validate=validate.Length(max=30),
-                                    metadata={"description": "One of: " + ", ".join(DUNNING_OVERRIDE_REASONS)})
-    reason_note = text(required=True, max_length=2000, metadata={"description": "Why (up to 500 characters)"})
-    expected_version = version()
+ReasonSchema = reason_schema("ReasonSchema", REASONS)
+ReactivationReasonSchema = reason_schema("ReactivationReasonSchema", REACTIVATION_REASONS)
+OverrideReasonSchema = reason_schema("OverrideReasonSchema", DUNNING_OVERRIDE_REASONS)
 
 
 class ShiftSchema(OverrideReasonSchema):
