@@ -165,3 +165,36 @@ def test_gaps_travel_with_the_copy_on_postgresql(app, world, make, db_backend, m
         assert _served() == _fresh_counts() and full == []  # the gap's event found, from the copy
         db.session.remove()
     engine.dispose()
+
+
+def test_the_chart_counts_a_transaction_reads_with_its_own_uncommitted_events_are_neither_kept_nor_shared(
+        ctx, world, make, monkeypatch):
+    """The tick's transaction holding a suspension it has not committed: the chart it returns counts it, but what
+    the process keeps and shares does not, so after the rollback no process counts an event that never was."""
+    from sqlalchemy import text
+
+    from portal.domain import audit
+
+    early, other = make.account(name="Suspended early"), make.account(name="Suspended, then rolled back")
+    admin = db.session.get(User, world.admin.id)
+    suspension.suspend(admin, early, "other", NOTE)
+    start, end = overview.activity_range()
+    committed = overview.publish_activity()
+    db.session.execute(text("UPDATE accounts SET status = 'suspended' WHERE id = :id"), {"id": other})
+    audit.record("suspended", other, "Test", state_before="active", state_after="suspended")
+    db.session.flush()
+    inside = overview.publish_activity()
+    assert inside.measure_total("suspended") == committed.measure_total("suspended") + 1  # as the transaction sees it
+    db.session.rollback()
+    shared = shared_figures.read(overview._range_name(start, end))
+    assert sum(n for _day, m, _s, n in shared["counts"] if m == "suspended") == committed.measure_total("suspended")
+    suspension.reactivate(admin, early, "resolved", NOTE)  # a later event (on SQLite: the rolled-back one's id)
+    here = overview.activity(start, end)  # this process's kept counts, brought up to date
+    _new_process()
+    adopted = overview.activity(start, end)  # a new process, from the shared copy
+    monkeypatch.setattr(shared_figures, "read", lambda name: None)
+    _new_process()
+    fresh = overview.activity(start, end)  # every event of the range counted
+    assert here.counts == adopted.counts == fresh.counts
+    assert fresh.measure_total("suspended") == committed.measure_total("suspended")
+    assert fresh.measure_total("reactivated") == committed.measure_total("reactivated") + 1

@@ -186,7 +186,11 @@ def _shared_range(start, end):
 
 def publish_activity(today=None):
     """Bring this process's counts of the chart's default range up to date and share them with the processes
-    that have none yet (the scheduler's tick calls this). Returns the Activity."""
+    that have none yet (the scheduler's tick calls this). Returns the Activity.
+
+    What is shared is what this process keeps: never what a transaction that has written itself counted (its
+    events may still roll back; see activity), but the counts kept before it, if any.
+    """
     start, end = activity_range(today=today)
     result = activity(start, end)
     entry = _kept_ranges().get((start, end))
@@ -206,7 +210,8 @@ def activity(start, end):
     newest event id they include, and only events with a higher id are counted the next time. A process with
     nothing kept for the range starts from the scheduler's shared counts of it, if any (publish_activity). PostgreSQL
     can commit a lower id after a higher one: the kept counts are dropped when that happened below their id
-    (status_counts.still_holds, as for the status counts).
+    (status_counts.still_holds, as for the status counts). Counts read inside a transaction that has written
+    something itself (uncommitted, so it may roll back) are returned but not kept: the counts kept before stay.
 
     Args:
         start, end: dates (from activity_range).
@@ -216,7 +221,8 @@ def activity(start, end):
     """
     mark = status_counts.watermark()
     kept = _kept_ranges()
-    entry = kept.pop((start, end), None) or _shared_range(start, end)
+    before = kept.pop((start, end), None)
+    entry = before or _shared_range(start, end)
     held = status_counts.still_holds(entry["mark"]) if entry and entry["mark"].event_id == mark.event_id else None
     if held:  # nothing new
         counts, mark = entry["counts"], held
@@ -226,7 +232,10 @@ def activity(start, end):
         counts = dict(entry["counts"]) if older else {}
         for key, n in _count_events(start, end, entry["mark"].event_id if older else 0, mark.event_id).items():
             counts[key] = counts.get(key, 0) + n
-    kept[(start, end)] = {"mark": mark, "counts": counts}  # the newest range last
+    if held or not status_counts.own_writes():  # held: the counts kept, nothing of this transaction's added
+        kept[(start, end)] = {"mark": mark, "counts": counts}  # the newest range last
+    elif before is not None:
+        kept[(start, end)] = before  # its own events may roll back (their ids reused on SQLite): not kept
     while len(kept) > RANGES_KEPT:
         kept.pop(next(iter(kept)), None)
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]

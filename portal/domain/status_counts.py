@@ -221,6 +221,17 @@ def _postgres():
     return db.session.get_bind().dialect.name == "postgresql"
 
 
+def own_writes():
+    """Return whether this session's transaction has written something it has not committed yet.
+
+    What such a transaction reads includes its own writes, which may still roll back: it is served to the
+    caller but neither kept nor shared (the status counts here, the chart's counts in portal.domain.overview).
+    """
+    if not _postgres():
+        return _own_writes_sqlite()
+    return db.session.scalar(text("SELECT pg_current_xact_id_if_assigned() IS NOT NULL"))
+
+
 def _own_writes_sqlite():
     """Whether this session's SQLite connection has uncommitted writes (pysqlite opens a transaction on DML)."""
     return bool(db.session.connection().connection.dbapi_connection.in_transaction)
