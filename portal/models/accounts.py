@@ -13,6 +13,8 @@ from portal.timeutil import utcnow
 
 # Every account's searchable text as one string (PostgreSQL's trigram index is on it; the search tests it).
 SEARCH_TEXT_SQL = "lower((((name || ' ') || email) || ' ') || number)"
+# the same after the name's first character (migration 0011): a word's matches outside the range of names it starts
+SEARCH_REST_SQL = "lower((((substr(name, 2) || ' ') || email) || ' ') || number)"
 
 STAFF_ROLES = ("super_admin", "support")
 CUSTOMER_ROLES = ("account_manager", "tier_manager", "user")
@@ -117,6 +119,8 @@ class Account(db.Model):
         # search's LIKE tests (portal.domain.account_search.words). SQLite has an FTS5 table instead.
         Index("ix_accounts_search_trgm", literal_column(SEARCH_TEXT_SQL).label("search_text"), postgresql_using="gin",
               postgresql_ops={"search_text": "gin_trgm_ops"}).ddl_if(dialect="postgresql"),
+        Index("ix_accounts_search_rest_trgm", literal_column(SEARCH_REST_SQL).label("search_rest"),
+              postgresql_using="gin", postgresql_ops={"search_rest": "gin_trgm_ops"}).ddl_if(dialect="postgresql"),
     )
 
     def __repr__(self):

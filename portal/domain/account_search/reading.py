@@ -10,7 +10,8 @@ from sqlalchemy.dialects import postgresql
 
 from portal.domain import account_search as limits  # SMALL_SET, SEARCH_SET, WINDOWS, SCAN_BUDGET: read at call time
 from portal.domain.account_search.conditions import (NARROWING_KEYS, SEARCH_KEYS, IdText, filter_clause,
-                                                     narrowing, search_ids, search_ranges)
+                                                     narrowing, prefix_ranges, rest_ids, search_ids,
+                                                     search_ranges)
 from portal.domain.account_search.words import split_words
 from portal.domain.account_search.keyset import beyond, hinted, order, up_to
 from portal.domain.account_search.rows import LIST_COLUMNS, fetch
@@ -31,6 +32,8 @@ def read(f, sort, pos, asc, limit, seen=None):
                                 windows=(limits.SEARCH_SET,))
         if len(rows) >= limit:  # a word in 1 % or more fills the page within the window: no index lookup
             return rows, None
+    if _search_in_few(f):
+        return by_status(f.status, sort, filter_clause(f, walking=True), pos, asc, limit), None
     ids, restrict, extra, common = plan(f, sort)
     # a common search is tested on the rows walked: its trigram index is not asked again (SQLite would build
     # the whole set, tens of thousands of ids, to count or merge)
@@ -54,7 +57,8 @@ def read(f, sort, pos, asc, limit, seen=None):
                            index_checks=bool(narrowing(f)) or f.exempt is not None, windows=windows)
     if extra:
         end = (rows[-1].sort_key, rows[-1].id) if len(rows) >= limit else frontier
-        rows = rows + by_ids(extra, sort, clause, pos, asc, limit, end)
+        walked = {r.id for r in rows}  # (an account in the walked range may be among the extra ones too)
+        rows = rows + [r for r in by_ids(extra, sort, clause, pos, asc, limit, end) if r.id not in walked]
         rows.sort(key=lambda r: (r.sort_key, r.id), reverse=not asc)
         rows = rows[:limit]
     if frontier is not None and few:  # a rare match among a rare status's few accounts: read them all
@@ -76,6 +80,13 @@ def _quick_walk_first(f):
         return False
     found = split_words(f.q)
     return len(found.all) == 1 and len(found.indexed) == 1 and found.indexed[0].isalpha()
+
+
+def _search_in_few(f):
+    """A search within a status of at most RARE_SET accounts (cancelled), nothing else narrowing: that status's
+    rows are all read and tested (a few thousand primary-key reads). The trigram lookup would cost as much for
+    a common word (its postings are read in full on PostgreSQL) and still leave the status to test."""
+    return bool(f.q and f.status and not narrowing(f) and status_is_few(f.status))
 
 
 def count_upto(clause, bound):
@@ -109,10 +120,21 @@ def plan(f, sort):
     """
     restrict, extra, common = true(), [], False
     if f.q:
-        candidates = search_ids(f.q, limits.SEARCH_SET)
-        if candidates is not None and len(candidates) <= limits.SEARCH_SET:
-            return candidates, restrict, extra, common
-        common = candidates is not None
+        found = split_words(f.q)
+        starting = _starting_word(found, sort)
+        if starting is not None and _split_decides(found):
+            split = name_split(starting)
+            if split is not None:
+                return None, split[0], split[1], True
+            candidates, common = None, True  # its matches past the names' start alone are more than SEARCH_SET
+        else:
+            candidates = search_ids(f.q, limits.SEARCH_SET)
+            if candidates is not None and len(candidates) <= limits.SEARCH_SET:
+                return candidates, restrict, extra, common
+            common = candidates is not None
+            split = name_split(starting) if common and starting is not None else None
+            if split is not None:
+                return None, split[0], split[1], True
         ranges = search_ranges(f.q)
         found = {name: _probe(clause, SEARCH_KEYS[name]()) for name, clause in ranges.items()}
         dense = [name for name, ids in found.items() if ids is None]
@@ -126,6 +148,39 @@ def plan(f, sort):
         if ids is not None:
             return ids, true(), [], common
     return None, restrict, extra, common
+
+
+def _starting_word(found, sort):
+    """In name order, the first indexed word of the search that starts some account's name (one probe of the
+    name index per word), or None: those names sit together in the name order, where a walk would test
+    every name before them."""
+    if sort.key != "name":
+        return None
+    for word in found.indexed:
+        if fetch(select(Account.id).where(prefix_ranges(word)["name"]).limit(1)).first() is not None:
+            return word
+    return None
+
+
+def _split_decides(found):
+    """PostgreSQL, one word: the split's own lookup says whether the word is common (its GIN read is exact, and
+    reads every posting of the word's trigrams, as the search's candidates would again). SQLite's FTS5 lookup
+    stops at its limit: the search's candidates come first there, as for several words (a rare combination
+    of common words is read by its ids)."""
+    return db.engine.dialect.name == "postgresql" and len(found.all) == 1
+
+
+def name_split(word):
+    """Return (the range of names starting with word, the ids of the accounts holding it past their name's first
+    character) when those are at most SEARCH_SET, else None.
+
+    Together they cover every account the word matches: the list walks the range (dense: every name in it holds
+    the word) and merges the few others in, so a word starting thousands of names fills its page in one request.
+    """
+    rest = rest_ids(word, limits.SEARCH_SET)
+    if len(rest) > limits.SEARCH_SET:
+        return None
+    return prefix_ranges(word)["name"], rest
 
 
 def status_is_few(status):

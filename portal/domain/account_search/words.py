@@ -12,7 +12,12 @@ How it stays fast at a million accounts:
 - other words (1-2 characters, or punctuation only, or letters outside ASCII) have no trigram to look up:
   they are checked with LIKE on the rows the indexed words found, or the list walked;
 - a search of such words only is a case-insensitive *prefix* of the name, email or number (the btree indexes
-  on lower(name), lower(email) and number serve it): short words would match almost everything anyway.
+  on lower(name), lower(email) and number serve it): short words would match almost everything anyway;
+- in name order, a common word that starts names ("maple" in "Maple Bay Bakery") has its matches together in
+  one stretch of the order, which a walk reaches only after testing every name before it. Each of its matches
+  either starts its name with the word (a range of the name index, every row of which matches) or holds it
+  past the name's first character: a second trigram index over that rest (`rest_text`, migration 0011) finds
+  those, usually few, and the list merges them into its walk of the range (reading.name_split).
 """
 import re
 from dataclasses import dataclass
@@ -28,6 +33,7 @@ _RUN = re.compile(r"[a-z0-9]{3,}")
 TRIGRAMS_PER_WORD = 3  # the first, middle and last
 TRIGRAMS_MAX = 6  # over all words: a word of several gets fewer each (its first and last)
 FTS = table("accounts_search", column("rowid"), column("accounts_search"))
+FTS_REST = table("accounts_search_rest", column("rowid"), column("accounts_search_rest"))
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,14 @@ def search_text(accounts=Account):
     space = literal_column("' '")
     return func.lower(accounts.name.op("||")(space).op("||")(accounts.email).op("||")(space)
                       .op("||")(accounts.number))
+
+
+def rest_text(accounts=Account):
+    """The search text after the name's first character (migration 0011), written as its PostgreSQL index's
+    expression: a word is either at the start of the name (a range of the name index) or somewhere in here."""
+    space = literal_column("' '")
+    rest = func.substr(accounts.name, literal_column("2"))
+    return func.lower(rest.op("||")(space).op("||")(accounts.email).op("||")(space).op("||")(accounts.number))
 
 
 def _like_pattern(word):
@@ -112,6 +126,18 @@ def matching(words, dialect, walking=False):
     if dialect == "sqlite" and not walking:
         return and_(Account.id.in_(fts_ids(words)), exact)
     return exact  # PostgreSQL: the GIN index serves these LIKEs wherever the planner wants it
+
+
+def rest_candidates(word, dialect, most):
+    """SELECT the ids of at most `most` accounts that may hold `word` (an indexed word) past their name's first
+    character: with the name-index range of names starting with the word, a cover of every match of it.
+
+    SQLite: the rest table's trigrams (LIKE decides later); PostgreSQL: its GIN index (already exact).
+    """
+    if dialect == "sqlite":
+        one = Words((word,), ())
+        return select(FTS_REST.c.rowid).where(FTS_REST.c.accounts_search_rest.match(fts_query(one))).limit(most)
+    return select(Account.id).where(rest_text().like(_like_pattern(word), escape="\\")).limit(most)
 
 
 def candidates(words, dialect, most):
