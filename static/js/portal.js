@@ -179,17 +179,34 @@
       parent.insertBefore(box, table);
       box.appendChild(table);
     });
-    root.querySelectorAll(".table-scroll:not([tabindex])").forEach(function (box) {
+    root.querySelectorAll(".table-scroll:not([tabindex]), .table-scroll[data-scroll-managed]").forEach(fit);
+  }
+  // A box is a focusable, named region only while its table is wider than it (the account list's cards on a
+  // phone never are): a region that does not scroll would be one more tab stop saying it scrolls sideways.
+  function fit(box) {
+    var scrolls = box.scrollWidth > box.clientWidth + 1;
+    box.setAttribute("data-scroll-managed", "");
+    if (scrolls && !box.hasAttribute("tabindex")) {
       var table = box.querySelector("table");
       box.setAttribute("role", "region");
       box.setAttribute("tabindex", "0");
       if (!box.hasAttribute("aria-label") && !box.hasAttribute("aria-labelledby")) {
         box.setAttribute("aria-label", table ? labelFor(table) : "Scrolls sideways");
       }
-    });
+    } else if (!scrolls && box.hasAttribute("tabindex")) {
+      ["role", "tabindex", "aria-label"].forEach(function (name) { box.removeAttribute(name); });
+    }
   }
   wrapTables(document);
   document.addEventListener("htmx:load", function (evt) { wrapTables(evt.detail.elt.parentNode || document); });
+  var refit = null;
+  window.addEventListener("resize", function () {
+    if (refit) return;
+    refit = window.requestAnimationFrame(function () {
+      refit = null;
+      document.querySelectorAll(".table-scroll[data-scroll-managed]").forEach(fit);
+    });
+  });
   // Where ::details-content cannot be styled the header's menu is opened on a wide screen instead.
   var menu = document.querySelector("[data-nav-menu]");
   var supported = window.CSS && CSS.supports && CSS.supports("selector(::details-content)");

@@ -155,8 +155,19 @@ def test_the_account_list_is_cards_on_a_phone_and_a_table_on_a_desktop(page, wor
     assert long_card.get_attribute("role") == "row"
     assert_cards(layout(page), count)
 
+    # The list's box is a focusable "scrolls sideways" region only at a width where the table does scroll in it.
+    box_state = ("() => { const b = document.querySelector('table.accounts-table').closest('.table-scroll');"
+                 " return [b.getAttribute('tabindex'), b.getAttribute('role'), b.scrollWidth > b.clientWidth + 1]; }")
+    assert page.evaluate(box_state) == [None, None, False]  # the cards: nothing to scroll, no tab stop
+    page.set_viewport_size({"width": 700, "height": 800})  # between the cards and the desktop: the table scrolls
+    page.wait_for_function("() => document.querySelector('.accounts-table').closest('.table-scroll')"
+                           ".getAttribute('tabindex') === '0'")
+    assert page.evaluate(box_state) == ["0", "region", True]
+
     # On a desktop: a table, each row's values side by side under the headings.
     page.set_viewport_size({"width": 1280, "height": 800})
+    page.wait_for_function("() => !document.querySelector('.accounts-table').closest('.table-scroll')"
+                           ".hasAttribute('tabindex')")
     wide = layout(page)
     assert wide["display"] == "table" and wide["beyond"] == [], wide
     assert len({round(c["top"]) for c in wide["head"]}) == 1, wide["head"]
