@@ -138,9 +138,26 @@ SHAPES = [
     ("cancelled, by balance", "/accounts?status=cancelled&sort=-balance&exempt=no"),
     ("bad input", "/accounts?balance_min=abc&status=nope&per_page=999999&cursor=bad&class=x"),
     ("filtered counts", "/accounts/counts?q=blue"),
+    ("counts, limited + class", "/accounts/counts?status=limited&class={cls}"),
+    ("a search in a rare status", "/accounts?q=blue&status=cancelled"),
     ("filtered export", "/accounts/export.csv?q=red&status=active"),
     ("full export", "/accounts/export.csv"),
 ]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # PostgreSQL's choice follows its statistics
+def test_a_rare_status_is_counted_on_its_own_index_alone(app, world, population, auth, client, captured,
+                                                         monkeypatch):
+    """SQLite: the limited accounts of a class are counted along the rare statuses' index, status and class read
+    from its entries (a covering scan: no row is read)."""
+    monkeypatch.setattr(search, "COUNT_CAP", 5)  # more than that in the class: the chosen status counted on its own
+    login(auth, world.support)
+    captured.clear()
+    assert client.get(f"/accounts/counts?status=limited&class={population}", headers=HX).status_code == 200
+    counted = [(st, p) for st, p in captured if "accounts.status = ?" in st and "count(" in st]
+    assert counted, captured
+    plans = explain_all(app, counted)
+    assert any("COVERING INDEX ix_accounts_rare_status_name" in line for plan in plans for line in plan), plans
 
 
 @pytest.mark.parametrize("what, url", SHAPES, ids=[s[0] for s in SHAPES])

@@ -105,10 +105,11 @@ class Account(db.Model):
         # the status one also finds the accounts of one status, e.g. the few cancelled ones
         Index("ix_accounts_activity_sort", text(ACTIVITY_SORT_SQL), "id"),
         Index("ix_accounts_status_id", "status", "id"),
-        # the rare statuses in name order, with the columns the list's filters test (like the name index):
-        # a sweep (active to suspended) writes no entry here
+        # the rare statuses in name order, with the columns the list's filters test (like the name index) and
+        # status itself (migration 0012: limited told from cancelled on the index alone, as counts under a filter
+        # need); a sweep (active to suspended) writes no entry here.
         Index("ix_accounts_rare_status_name", func.lower(name), "id", "customer_class_id", "balance_cents",
-              "last_activity_at", "exempt", postgresql_include=["name"], sqlite_where=text(RARE_STATUS_SQL),
+              "last_activity_at", "exempt", "status", postgresql_include=["name"], sqlite_where=text(RARE_STATUS_SQL),
               postgresql_where=text(RARE_STATUS_SQL)),
         # partial: written as SQLAlchemy renders `Account.exempt` in a WHERE on each database, so the planner uses it
         Index("ix_accounts_exempt", "id", sqlite_where=text("exempt = 1"), postgresql_where=text("exempt")),

@@ -2,7 +2,7 @@
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import and_, func, null, select, union_all
+from sqlalchemy import and_, func, null, select, text, union_all
 
 from portal.domain import account_search as limits  # COUNT_CAP: read at call time
 from portal.domain.account_search import words
@@ -12,6 +12,7 @@ from portal.domain.account_search.rows import fetch
 from portal.domain.account_search.words import split_words
 from portal.extensions import db
 from portal.models import Account
+from portal.models.accounts import RARE_STATUS_SQL, RARE_STATUSES
 from portal.timeutil import utcnow
 
 
@@ -69,10 +70,18 @@ def count_by_status(f, now=None):
     counts = {status: min(n, cap) for status, n in counts.items()}
     exact = frozenset()
     if f.status:
-        n = count_upto(filter_clause(f), cap + 1)
+        n = _count_status(f, cap + 1)
         counts[f.status] = min(n, cap)
         exact = frozenset([f.status]) if n <= cap else exact
     return StatusCounts(counts, cap, True, now, filtered=True, cap=cap, exact=exact)
+
+
+def _count_status(f, bound):
+    """How many accounts match the filters with their status, counting at most `bound`. A rare status is counted
+    along its own index, which carries the filters' columns and status: its entries alone decide."""
+    if f.status not in RARE_STATUSES:
+        return count_upto(filter_clause(f), bound)
+    return count_upto(and_(filter_clause(f), text(RARE_STATUS_SQL)), bound, index="ix_accounts_rare_status_name")
 
 
 def _search_counts(f, found, cap, now):
