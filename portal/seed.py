@@ -183,12 +183,10 @@ def _pause_search_trigger(conn):
 
 
 def _resume_search_trigger(conn, sql):
-    """Put the search trigger back and index every account in one pass (FTS5's rebuild of its external content),
-    in both search tables (migrations 0008 and 0011)."""
+    """Put the search trigger back and index every account in one pass (FTS5's rebuild of its external content)."""
     if sql:
         conn.exec_driver_sql(sql)
         conn.exec_driver_sql("INSERT INTO accounts_search (accounts_search) VALUES ('rebuild')")
-        conn.exec_driver_sql("INSERT INTO accounts_search_rest (accounts_search_rest) VALUES ('rebuild')")
 
 
 def _plan_first_dunning_look(conn, now):

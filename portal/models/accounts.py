@@ -13,8 +13,6 @@ from portal.timeutil import utcnow
 
 # Every account's searchable text as one string (PostgreSQL's trigram index is on it; the search tests it).
 SEARCH_TEXT_SQL = "lower((((name || ' ') || email) || ' ') || number)"
-# the same after the name's first character (migration 0011): a word's matches outside the range of names it starts
-SEARCH_REST_SQL = "lower((((substr(name, 2) || ' ') || email) || ' ') || number)"
 
 STAFF_ROLES = ("super_admin", "support")
 CUSTOMER_ROLES = ("account_manager", "tier_manager", "user")
@@ -93,10 +91,12 @@ class Account(db.Model):
 
     __table_args__ = (
         # The list's index: name order for pages, then the columns its filters test, so a filtered walk
-        # checks them in the index and reads only candidate rows. No status here: sweeps rewrite status.
-        # (PostgreSQL: INCLUDE name, so finding where a window of the name order ends reads the index only.)
+        # checks them in the index and reads only candidate rows; name, email and number last (migration 0011),
+        # so a walk testing a search reads rows only for its matches (PostgreSQL: an index-only walk; name also
+        # lets it find where a window of the name order ends on the index alone). No status here: sweeps
+        # rewrite status.
         Index("ix_accounts_name_lower", func.lower(name), "id", "customer_class_id", "balance_cents",
-              "last_activity_at", "exempt", postgresql_include=["name"]),
+              "last_activity_at", "exempt", "name", "email", "number"),
         Index("ix_accounts_email_lower", func.lower(email)),
         Index("ix_accounts_customer_class_id", "customer_class_id"),
         Index("ix_accounts_last_activity_at", "last_activity_at"),
@@ -106,10 +106,10 @@ class Account(db.Model):
         Index("ix_accounts_activity_sort", text(ACTIVITY_SORT_SQL), "id"),
         Index("ix_accounts_status_id", "status", "id"),
         # the rare statuses in name order, with the columns the list's filters test (like the name index) and
-        # status itself (migration 0012: limited told from cancelled on the index alone, as counts under a filter
-        # need); a sweep (active to suspended) writes no entry here.
+        # status itself (migration 0011: limited told from cancelled on the index alone, as counts under a filter
+        # need) and the searched text; a sweep (active to suspended) writes no entry here.
         Index("ix_accounts_rare_status_name", func.lower(name), "id", "customer_class_id", "balance_cents",
-              "last_activity_at", "exempt", "status", postgresql_include=["name"], sqlite_where=text(RARE_STATUS_SQL),
+              "last_activity_at", "exempt", "status", "name", "email", "number", sqlite_where=text(RARE_STATUS_SQL),
               postgresql_where=text(RARE_STATUS_SQL)),
         # partial: written as SQLAlchemy renders `Account.exempt` in a WHERE on each database, so the planner uses it
         Index("ix_accounts_exempt", "id", sqlite_where=text("exempt = 1"), postgresql_where=text("exempt")),
@@ -120,8 +120,6 @@ class Account(db.Model):
         # search's LIKE tests (portal.domain.account_search.words). SQLite has an FTS5 table instead.
         Index("ix_accounts_search_trgm", literal_column(SEARCH_TEXT_SQL).label("search_text"), postgresql_using="gin",
               postgresql_ops={"search_text": "gin_trgm_ops"}).ddl_if(dialect="postgresql"),
-        Index("ix_accounts_search_rest_trgm", literal_column(SEARCH_REST_SQL).label("search_rest"),
-              postgresql_using="gin", postgresql_ops={"search_rest": "gin_trgm_ops"}).ddl_if(dialect="postgresql"),
     )
 
     def __repr__(self):

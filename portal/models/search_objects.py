@@ -1,14 +1,10 @@
-"""Database objects no model declares: SQLite's FTS5 indexes of accounts (migrations 0008 and 0011) and their
-shadow tables.
+"""Database objects no model declares: SQLite's FTS5 index of accounts (migration 0008) and its shadow tables.
 
 The database keeps them (triggers on accounts), so comparing the models with the database leaves them out.
-PostgreSQL's trigram indexes are declared on the Account model (PostgreSQL only).
+PostgreSQL's trigram index is declared on the Account model (PostgreSQL only).
 """
 SQLITE_SEARCH_TABLES = frozenset({"accounts_search", "accounts_search_data", "accounts_search_idx",
-                                  "accounts_search_config", "accounts_search_docsize", "accounts_search_content",
-                                  "accounts_search_rest", "accounts_search_rest_data", "accounts_search_rest_idx",
-                                  "accounts_search_rest_config", "accounts_search_rest_docsize",
-                                  "accounts_search_rest_content"})
+                                  "accounts_search_config", "accounts_search_docsize", "accounts_search_content"})
 
 
 def include_name(name, type_, parent_names):  # noqa: ARG001  (Alembic's signature)

@@ -70,19 +70,9 @@ def search_ids(q, most):
     found = words.split_words(q)
     if not found.indexed:
         return None
-    return _id_text(words.candidates(found, db.engine.dialect.name, most + 1))
-
-
-def rest_ids(word, most):
-    """Return, as an IdText, the ids of up to most + 1 accounts holding `word` (an indexed word) somewhere past
-    their name's first character, from the second trigram index (migration 0011): with the accounts whose name
-    starts with the word, every account the word matches. Candidates on SQLite, exact on PostgreSQL."""
-    return _id_text(words.rest_candidates(word, db.engine.dialect.name, most + 1))
-
-
-def _id_text(candidates):
-    sub = candidates.subquery()
-    listed = (func.group_concat(sub.c[0]) if db.engine.dialect.name == "sqlite"
+    dialect = db.engine.dialect.name
+    sub = words.candidates(found, dialect, most + 1).subquery()
+    listed = (func.group_concat(sub.c[0]) if dialect == "sqlite"
               else func.string_agg(cast(sub.c[0], Text), literal(",")))
     count, text = fetch(select(func.count(), listed).select_from(sub)).one()
     return IdText(count, text or "")
@@ -137,7 +127,7 @@ def filter_clause(f, with_status=True, walking=False):
         f: Filters from parse_filters.
         with_status: False to leave the status filter out (the counts by status).
         walking: the same set, written to test rows read another way (a walk of the list's order, or the ids
-            an index found): the search's own index lookup is left out (see words.matching).
+            an index found: "ids"): the search's own index lookup is left out (see words.matching).
     """
     parts = [clause for _name, clause in narrowing(f)]
     if f.q:

@@ -48,7 +48,7 @@ def _chunks(f):
     sort = SORTS[f.sort]
     ids, _restrict, _extra, common = plan(f, sort)
     if ids is not None:
-        return [_with_status_story(by_ids(ids, sort, filter_clause(f, walking=True), None, not sort.descending,
+        return [_with_status_story(by_ids(ids, sort, filter_clause(f, walking="ids"), None, not sort.descending,
                                           len(ids) + 1))]
     clause = filter_clause(f, walking=common)  # a common search: each chunk's rows tested, no trigram set
     if f.run_id is not None:

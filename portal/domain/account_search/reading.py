@@ -10,8 +10,7 @@ from sqlalchemy.dialects import postgresql
 
 from portal.domain import account_search as limits  # SMALL_SET, SEARCH_SET, WINDOWS, SCAN_BUDGET: read at call time
 from portal.domain.account_search.conditions import (NARROWING_KEYS, SEARCH_KEYS, IdText, filter_clause,
-                                                     narrowing, prefix_ranges, rest_ids, search_ids,
-                                                     search_ranges)
+                                                     narrowing, search_ids, search_ranges)
 from portal.domain.account_search.words import split_words
 from portal.domain.account_search.keyset import beyond, hinted, order, up_to
 from portal.domain.account_search.rows import LIST_COLUMNS, fetch
@@ -33,7 +32,7 @@ def read(f, sort, pos, asc, limit, seen=None):
         if len(rows) >= limit:  # a word in 1 % or more fills the page within the window: no index lookup
             return rows, None
     if _search_in_few(f):
-        return by_status(f.status, sort, filter_clause(f, walking=True), pos, asc, limit), None
+        return by_status(f.status, sort, filter_clause(f, walking="ids"), pos, asc, limit), None
     ids, restrict, extra, common = plan(f, sort)
     # a common search is tested on the rows walked: its trigram index is not asked again (SQLite would build
     # the whole set, tens of thousands of ids, to count or merge)
@@ -42,10 +41,10 @@ def read(f, sort, pos, asc, limit, seen=None):
     if rare_walk:
         restrict, index = and_(restrict, text(RARE_STATUS_SQL)), "ix_accounts_rare_status_name"
     if ids is not None:
-        return by_ids(ids, sort, filter_clause(f, walking=True), pos, asc, limit), None
+        return by_ids(ids, sort, filter_clause(f, walking="ids"), pos, asc, limit), None
     few = f.status and not extra and status_is_few(f.status)
     if few and not rare_walk:
-        return by_status(f.status, sort, filter_clause(f, walking=True), pos, asc, limit), None
+        return by_status(f.status, sort, filter_clause(f, walking="ids"), pos, asc, limit), None
     narrowed = f.narrowed
     bound = (seen or 0) + limit
     # (a common search's matches are not counted: only its trigram index could count them without a walk)
@@ -62,7 +61,7 @@ def read(f, sort, pos, asc, limit, seen=None):
         rows.sort(key=lambda r: (r.sort_key, r.id), reverse=not asc)
         rows = rows[:limit]
     if frontier is not None and few:  # a rare match among a rare status's few accounts: read them all
-        return by_status(f.status, sort, filter_clause(f, walking=True), pos, asc, limit), None
+        return by_status(f.status, sort, filter_clause(f, walking="ids"), pos, asc, limit), None
     if frontier is not None and matches is not None and seen is not None and asc != sort.descending \
             and matches < bound and matches <= seen + len(rows):
         frontier = None  # walking forward, every match is now shown
@@ -123,21 +122,10 @@ def plan(f, sort):
     """
     restrict, extra, common = true(), [], False
     if f.q:
-        found = split_words(f.q)
-        starting = _starting_word(found, sort)
-        if starting is not None and _split_decides(found):
-            split = name_split(starting)
-            if split is not None:
-                return None, split[0], split[1], True
-            candidates, common = None, True  # its matches past the names' start alone are more than SEARCH_SET
-        else:
-            candidates = search_ids(f.q, limits.SEARCH_SET)
-            if candidates is not None and len(candidates) <= limits.SEARCH_SET:
-                return candidates, restrict, extra, common
-            common = candidates is not None
-            split = name_split(starting) if common and starting is not None else None
-            if split is not None:
-                return None, split[0], split[1], True
+        candidates = search_ids(f.q, limits.SEARCH_SET)
+        if candidates is not None and len(candidates) <= limits.SEARCH_SET:
+            return candidates, restrict, extra, common
+        common = candidates is not None
         ranges = search_ranges(f.q)
         found = {name: _probe(clause, SEARCH_KEYS[name]()) for name, clause in ranges.items()}
         dense = [name for name, ids in found.items() if ids is None]
@@ -153,39 +141,6 @@ def plan(f, sort):
     return None, restrict, extra, common
 
 
-def _starting_word(found, sort):
-    """In name order, the first indexed word of the search that starts some account's name (one probe of the
-    name index per word), or None: those names sit together in the name order, where a walk would test
-    every name before them."""
-    if sort.key != "name":
-        return None
-    for word in found.indexed:
-        if fetch(select(Account.id).where(prefix_ranges(word)["name"]).limit(1)).first() is not None:
-            return word
-    return None
-
-
-def _split_decides(found):
-    """PostgreSQL, one word: the split's own lookup says whether the word is common (its GIN read is exact, and
-    reads every posting of the word's trigrams, as the search's candidates would again). SQLite's FTS5 lookup
-    stops at its limit: the search's candidates come first there, as for several words (a rare combination
-    of common words is read by its ids)."""
-    return db.engine.dialect.name == "postgresql" and len(found.all) == 1
-
-
-def name_split(word):
-    """Return (the range of names starting with word, the ids of the accounts holding it past their name's first
-    character) when those are at most SEARCH_SET, else None.
-
-    Together they cover every account the word matches: the list walks the range (dense: every name in it holds
-    the word) and merges the few others in, so a word starting thousands of names fills its page in one request.
-    """
-    rest = rest_ids(word, limits.SEARCH_SET)
-    if len(rest) > limits.SEARCH_SET:
-        return None
-    return prefix_ranges(word)["name"], rest
-
-
 def status_is_few(status):
     """True when at most RARE_SET accounts have this status (counted on the status index alone)."""
     counted = select(Account.id).where(Account.status == status).order_by(Account.status)
@@ -197,11 +152,17 @@ def by_status(status, sort, clause, pos, asc, limit):
     """Return the page's rows among the few accounts of a status (status_is_few), all of them read.
 
     SQLite reads that status's rows along the (status, id) index and sorts them (no list of ids to bind);
-    PostgreSQL reads them by their ids (one array parameter).
+    PostgreSQL reads them by their ids (one array parameter): for a rare status, first the page's ids alone,
+    which the rare statuses' index answers by itself (it carries every sort key and the searched text), then
+    those rows (asked for every column at once, the planner reads all the status's rows).
     """
     in_status = Account.status == status
     if db.engine.dialect.name == "postgresql":
         ids = fetch(select(Account.id).where(in_status).order_by(Account.status)).scalars().all()
+        if status in RARE_STATUSES:
+            ids = fetch(select(Account.id).where(id_in(ids), in_status, clause, beyond(sort, pos, asc))
+                        .order_by(*order(sort, asc)).limit(limit)).scalars().all()
+            clause = true()
         return by_ids(ids, sort, clause, pos, asc, limit)
     key = sort.column()
     stmt = (select(*LIST_COLUMNS, key.label("sort_key")).where(in_status, clause, beyond(sort, pos, asc))
@@ -312,21 +273,27 @@ def _walk_ranges(sort, clause, restrict, pos, asc, limit, index=None, windows=No
 def _walk_postgresql(sort, clause, restrict, pos, asc, limit, budget=None):
     """PostgreSQL: one lazy query; the window's last entry comes back as a sentinel row that fails the filter.
 
-    (An index on lower(name) cannot serve index-only scans, so finding the window's end separately would read
-    every row twice.) The filter stays out of the WHERE on purpose: there PostgreSQL could skip index
-    entries unread and unbounded, or pick another index and sort everything.
+    The window reads only the sort key, the id and the filter's verdict, so in name order, with a filter on the
+    columns the name index carries (the search's name, email and number; class, balance, activity, exempt), it is
+    an index-only scan; the list's columns are read for the matches (and the sentinel) alone. The filter stays out
+    of the WHERE on purpose: there PostgreSQL could skip index entries unread and unbounded, or pick another
+    index and sort everything.
     """
     budget = budget or limits.SCAN_BUDGET
     key = sort.column()
     walk_order = order(sort, asc)
-    window = (select(*LIST_COLUMNS, key.label("sort_key"),
+    window = (select(key.label("sort_key"), Account.id.label("walked_id"),
                      func.row_number().over(order_by=walk_order).label("walked"), clause.label("hit"))
               .where(beyond(sort, pos, asc, bool(sort.segments)), restrict).order_by(*walk_order).limit(budget)
               .subquery())
-    w_order = ((window.c.sort_key.asc(), window.c.id.asc()) if asc
-               else (window.c.sort_key.desc(), window.c.id.desc()))
-    stmt = (select(window).where(or_(window.c.hit, window.c.walked == budget))
-            .order_by(*w_order).limit(limit + 1))
+    w_order = ((window.c.sort_key.asc(), window.c.walked_id.asc()) if asc
+               else (window.c.sort_key.desc(), window.c.walked_id.desc()))
+    picked = (select(window).where(or_(window.c.hit, window.c.walked == budget)).order_by(*w_order)
+              .limit(limit + 1).subquery())
+    p_order = ((picked.c.sort_key.asc(), picked.c.walked_id.asc()) if asc
+               else (picked.c.sort_key.desc(), picked.c.walked_id.desc()))
+    stmt = (select(*LIST_COLUMNS, picked.c.sort_key, picked.c.walked, picked.c.hit)
+            .join_from(picked, Account, Account.id == picked.c.walked_id).order_by(*p_order))
     found = fetch(stmt).all()
     rows = [r for r in found if r.hit][:limit]
     sentinel = next((r for r in found if r.walked == budget), None)

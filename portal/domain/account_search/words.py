@@ -12,12 +12,7 @@ How it stays fast at a million accounts:
 - other words (1-2 characters, or punctuation only, or letters outside ASCII) have no trigram to look up:
   they are checked with LIKE on the rows the indexed words found, or the list walked;
 - a search of such words only is a case-insensitive *prefix* of the name, email or number (the btree indexes
-  on lower(name), lower(email) and number serve it): short words would match almost everything anyway;
-- in name order, a common word that starts names ("maple" in "Maple Bay Bakery") has its matches together in
-  one stretch of the order, which a walk reaches only after testing every name before it. Each of its matches
-  either starts its name with the word (a range of the name index, every row of which matches) or holds it
-  past the name's first character: a second trigram index over that rest (`rest_text`, migration 0011) finds
-  those, usually few, and the list merges them into its walk of the range (reading.name_split).
+  on lower(name), lower(email) and number serve it): short words would match almost everything anyway.
 """
 import re
 from dataclasses import dataclass
@@ -33,7 +28,6 @@ _RUN = re.compile(r"[a-z0-9]{3,}")
 TRIGRAMS_PER_WORD = 3  # the first, middle and last
 TRIGRAMS_MAX = 6  # over all words: a word of several gets fewer each (its first and last)
 FTS = table("accounts_search", column("rowid"), column("accounts_search"))
-FTS_REST = table("accounts_search_rest", column("rowid"), column("accounts_search_rest"))
 
 
 @dataclass(frozen=True)
@@ -61,17 +55,12 @@ def search_text(accounts=Account):
     Written exactly as the PostgreSQL index's expression (with literals, not parameters), so the planner
     matches it; a word has no whitespace, so it never spans two fields.
     """
-    space = literal_column("' '")
-    return func.lower(accounts.name.op("||")(space).op("||")(accounts.email).op("||")(space)
-                      .op("||")(accounts.number))
+    return func.lower(_concatenated(accounts))
 
 
-def rest_text(accounts=Account):
-    """The search text after the name's first character (migration 0011), written as its PostgreSQL index's
-    expression: a word is either at the start of the name (a range of the name index) or somewhere in here."""
+def _concatenated(accounts):
     space = literal_column("' '")
-    rest = func.substr(accounts.name, literal_column("2"))
-    return func.lower(rest.op("||")(space).op("||")(accounts.email).op("||")(space).op("||")(accounts.number))
+    return accounts.name.op("||")(space).op("||")(accounts.email).op("||")(space).op("||")(accounts.number)
 
 
 def _like_pattern(word):
@@ -79,9 +68,15 @@ def _like_pattern(word):
     return func.lower(literal(f"%{escaped}%"))  # folded by the database, as the text it is compared with
 
 
-def contains_all(words, accounts=Account):
-    """The exact test: every word occurs in the account's search text (LIKE, wildcards escaped)."""
-    text = search_text(accounts)
+def contains_all(words, accounts=Account, indexed=True):
+    """The exact test: every word occurs in the account's search text (LIKE, wildcards escaped).
+
+    indexed=False writes the text so that PostgreSQL's trigram index does not match it (`|| ''` at the end,
+    the same value): for rows already read another way (a walk, an id list), where the planner would otherwise
+    AND in the index's postings, read in full (15 ms for a common word at a million accounts), to test a few
+    thousand rows at most.
+    """
+    text = search_text(accounts) if indexed else func.lower(_concatenated(accounts).op("||")(literal_column("''")))
     return and_(*(text.like(_like_pattern(w), escape="\\") for w in words))
 
 
@@ -120,24 +115,14 @@ def matching(words, dialect, walking=False):
         words: Words with at least one indexed word.
         dialect: "sqlite" or "postgresql".
         walking: the condition is tested on rows a walk of the sort's index reads anyway (no index lookup:
-            on SQLite the FTS5 set would be built in full first, for every window).
-    """
-    exact = contains_all(words.all)
-    if dialect == "sqlite" and not walking:
-        return and_(Account.id.in_(fts_ids(words)), exact)
-    return exact  # PostgreSQL: the GIN index serves these LIKEs wherever the planner wants it
-
-
-def rest_candidates(word, dialect, most):
-    """SELECT the ids of at most `most` accounts that may hold `word` (an indexed word) past their name's first
-    character: with the name-index range of names starting with the word, a cover of every match of it.
-
-    SQLite: the rest table's trigrams (LIKE decides later); PostgreSQL: its GIN index (already exact).
+            on SQLite the FTS5 set would be built in full first, for every window); "ids": on rows read by
+            their ids (PostgreSQL's GIN index written out of the condition too, see contains_all).
     """
     if dialect == "sqlite":
-        one = Words((word,), ())
-        return select(FTS_REST.c.rowid).where(FTS_REST.c.accounts_search_rest.match(fts_query(one))).limit(most)
-    return select(Account.id).where(rest_text().like(_like_pattern(word), escape="\\")).limit(most)
+        exact = contains_all(words.all)
+        return exact if walking else and_(Account.id.in_(fts_ids(words)), exact)
+    # PostgreSQL: the GIN index serves these LIKEs wherever the planner wants it, but not on rows read by id
+    return contains_all(words.all, indexed=walking != "ids")
 
 
 def candidates(words, dialect, most):

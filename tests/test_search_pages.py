@@ -1,0 +1,130 @@
+"""The pages of a search, on SQLite and PostgreSQL: following Next from the first page lists exactly the accounts a
+plain reading of the rules matches (every word somewhere in name, email or number, capitals of A-Z aside), in name
+order both ways, each once, whichever path the list takes (the bounds on database work are drawn small, so every
+path is taken: the candidate set, a status's own rows, the bounded walk with its "keep looking" pages); and a walk
+testing a search in name order reads the index's entries, rows only for its matches (migration 0011).
+"""
+from datetime import datetime
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import delete, event
+from werkzeug.datastructures import MultiDict
+
+from portal.domain import account_search as search
+from portal.extensions import db
+from portal.models import Account
+
+WORDS = ["maple", "Maplewood", "amaple", "bay", "Bakery", "oak", "map", "le", "Bayside", "maple-bay"]
+QUERIES = ["maple", "map", "bay", "maple bay", "bay maple", "aple", "maple oak", "MAPLE", "bakery", "maplewood",
+           "maple oa", "bay ak", "hello", "map si"]
+
+
+def matches(account, q):
+    text = f"{account['name']} {account['email']} {account['number']}".lower()
+    return all(word.lower() in text for word in dict.fromkeys(q.split()))
+
+
+def reference(accounts, q, descending):
+    found = [a for a in accounts if matches(a, q)]
+    return [a["id"] for a in sorted(found, key=lambda a: (a["name"].lower(), a["id"]), reverse=descending)]
+
+
+def listed(q, sort, per_page, status=""):
+    """Every id the list shows, following Next (continuation pages included) to the end."""
+    f = search.parse_filters(MultiDict({"q": q, "sort": sort, "status": status}))
+    f.per_page = per_page
+    ids = []
+    for _ in range(500):
+        page = search.list_page(f)
+        ids.extend(r.id for r in page.rows)
+        if not page.next_cursor:
+            return ids
+        f.cursor = search.decode_cursor(page.next_cursor, f.sort)
+    raise AssertionError("the pager did not end")
+
+
+accounts_strategy = st.lists(
+    st.tuples(st.lists(st.sampled_from(WORDS), min_size=1, max_size=3),
+              st.sampled_from(["hello", "maple", "bay", "info"]),
+              st.sampled_from(["active", "suspended", "suspended", "cancelled"])),
+    min_size=1, max_size=40)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=accounts_strategy, q=st.sampled_from(QUERIES), descending=st.booleans(),
+       status=st.sampled_from(["", "", "cancelled", "suspended"]),
+       search_set=st.sampled_from([1, 2, 4, 1000]), windows=st.sampled_from([(2, 3), (1, 1), (5, 50)]),
+       per_page=st.sampled_from([1, 3, 7]))
+def test_every_match_once_in_name_order_whatever_the_path(ctx, monkeypatch, rows, q, descending, status,
+                                                         search_set, windows, per_page):
+    monkeypatch.setattr(search, "SEARCH_SET", search_set)
+    monkeypatch.setattr(search, "WINDOWS", windows)
+    monkeypatch.setattr(search, "SCAN_BUDGET", sum(windows))
+    monkeypatch.setattr(search, "SMALL_SET", 1)
+    monkeypatch.setattr(search, "RARE_SET", 3)  # a status of at most 3 accounts is read in full
+    accounts = []
+    try:
+        for n, (words, mailbox, status) in enumerate(rows, 1):
+            accounts.append(dict(id=n, number=f"A{n:07d}", name=" ".join(words), email=f"{mailbox}{n}@example.test",
+                                 status=status))
+        db.session.add_all([Account(created_at=datetime(2024, 1, 1), settings={}, **a) for a in accounts])
+        db.session.commit()
+        expect = [i for i in reference(accounts, q, descending) if not status or accounts[i - 1]["status"] == status]
+        assert listed(q, "-name" if descending else "name", per_page, status) == expect
+        chips = search.count_by_status(search.parse_filters(MultiDict({"q": q, "status": status})))
+        for state in ("active", "suspended", "cancelled"):  # the chips: each status's matches, exactly
+            assert chips.number(state) == len([a for a in accounts if matches(a, q) and a["status"] == state])
+    finally:
+        db.session.rollback()
+        db.session.execute(delete(Account))
+        db.session.commit()
+
+
+def _walk_statement(app, captured_sql):
+    walks = [(st, p) for st, p in captured_sql if "row_number() OVER" in st or "INDEXED BY ix_accounts_name_lower" in st]
+    walks = [(st, p) for st, p in walks if "LIKE" in st]
+    assert walks, [st for st, _p in captured_sql]
+    return walks[-1]
+
+
+def test_a_search_walk_in_name_order_reads_rows_only_for_its_matches(app, ctx, monkeypatch):
+    """SQLite: before the LIKE, every column the walk reads comes from the name index's cursor (the row is sought
+    only for an entry that matched). PostgreSQL: the window of the walk is an index-only scan of the name index."""
+    from tests.test_query_plans import PG_FILLER  # noqa: F401  (the same filler shape as the plan tests)
+
+    monkeypatch.setattr(search, "SEARCH_SET", 1)  # a common search: the list walks its order
+    db.session.add_all([Account(number=f"A{n:07d}", name=f"Maple Shop {n}", email=f"shop{n}@example.test",
+                                status="active", created_at=datetime(2024, 1, 1), settings={}) for n in range(1, 6)])
+    db.session.commit()
+    captured = []
+
+    def listen(conn, cursor, statement, parameters, context, executemany):
+        captured.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", listen)
+    try:
+        f = search.parse_filters(MultiDict({"q": "shop"}))
+        assert len(search.list_page(f).rows) == 5
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listen)
+    statement, parameters = _walk_statement(app, captured)
+    with db.engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            program = conn.exec_driver_sql("EXPLAIN " + statement, parameters).all()
+            opened = {r[2]: r[5] for r in program if r[1] == "OpenRead"}  # cursor -> KeyInfo (an index) or a count
+            like_at = next(r[0] for r in program if r[1] == "Function" and str(r[5]).startswith("like"))
+            before = [r for r in program if r[1] == "Column" and r[0] < like_at]
+            tables = {cursor for cursor, info in opened.items() if not str(info).startswith("k(")}
+            assert before and not [r for r in before if r[2] in tables], program
+        else:
+            with conn.begin() as tx:
+                conn.exec_driver_sql(
+                    "INSERT INTO accounts (number, name, email, status, created_at, settings) "
+                    "SELECT 'F' || g, 'Filler ' || g, 'filler' || g || '@example.test', 'active', "
+                    "timestamp '2020-01-01', '{}' FROM generate_series(1, 20000) AS g")
+                conn.exec_driver_sql("ANALYZE accounts")
+                plan = [r[0] for r in conn.exec_driver_sql("EXPLAIN " + statement, parameters).all()]
+                tx.rollback()
+            assert any("Index Only Scan using ix_accounts_name_lower" in line for line in plan), plan
