@@ -4,6 +4,7 @@ order both ways, each once, whichever path the list takes (the bounds on databas
 path is taken: the candidate set, a status's own rows, the bounded walk with its "keep looking" pages); and a walk
 testing a search in name order reads the index's entries, rows only for its matches (migration 0011).
 """
+import re
 from datetime import datetime
 
 import pytest
@@ -128,3 +129,27 @@ def test_a_search_walk_in_name_order_reads_rows_only_for_its_matches(app, ctx, m
                 plan = [r[0] for r in conn.exec_driver_sql("EXPLAIN " + statement, parameters).all()]
                 tx.rollback()
             assert any("Index Only Scan using ix_accounts_name_lower" in line for line in plan), plan
+
+
+def test_a_word_starting_more_names_than_the_search_set_skips_the_trigram_lookup(ctx, monkeypatch):
+    """Six names start with "Maple", SEARCH_SET is 3: the search is common (each of those names holds the word),
+    known from the name index alone, so the trigram index is not read, and the page is still every match."""
+    monkeypatch.setattr(search, "SEARCH_SET", 3)
+    names = [f"Maple Shop {n}" for n in range(6)] + ["Blue Maple Cafe", "Zed Grill"]
+    db.session.add_all([Account(number=f"A{n:07d}", name=name, email=f"hello{n}@example.test", status="active",
+                                created_at=datetime(2024, 1, 1), settings={}) for n, name in enumerate(names, 1)])
+    db.session.commit()
+    statements = []
+
+    def listen(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", listen)
+    try:
+        page = search.list_page(search.parse_filters(MultiDict({"q": "maple"})))
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listen)
+    assert [r.name for r in page.rows] == ["Blue Maple Cafe"] + [f"Maple Shop {n}" for n in range(6)]
+    lookups = [s for s in statements if "MATCH" in s or re.search(r"SELECT accounts\.id(?: AS id)?\s+FROM accounts\s+"
+                                                                    r"WHERE lower\(\(", s)]
+    assert not lookups, lookups

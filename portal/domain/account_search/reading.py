@@ -10,7 +10,7 @@ from sqlalchemy.dialects import postgresql
 
 from portal.domain import account_search as limits  # SMALL_SET, SEARCH_SET, WINDOWS, SCAN_BUDGET: read at call time
 from portal.domain.account_search.conditions import (NARROWING_KEYS, SEARCH_KEYS, IdText, filter_clause,
-                                                     narrowing, search_ids, search_ranges)
+                                                     narrowing, prefix_ranges, search_ids, search_ranges)
 from portal.domain.account_search.words import split_words
 from portal.domain.account_search.keyset import beyond, hinted, order, up_to
 from portal.domain.account_search.rows import LIST_COLUMNS, fetch
@@ -122,10 +122,13 @@ def plan(f, sort):
     """
     restrict, extra, common = true(), [], False
     if f.q:
-        candidates = search_ids(f.q, limits.SEARCH_SET)
-        if candidates is not None and len(candidates) <= limits.SEARCH_SET:
-            return candidates, restrict, extra, common
-        common = candidates is not None
+        if _starts_many_names(f.q):  # common, known without the trigram lookup
+            candidates, common = None, True
+        else:
+            candidates = search_ids(f.q, limits.SEARCH_SET)
+            if candidates is not None and len(candidates) <= limits.SEARCH_SET:
+                return candidates, restrict, extra, common
+            common = candidates is not None
         ranges = search_ranges(f.q)
         found = {name: _probe(clause, SEARCH_KEYS[name]()) for name, clause in ranges.items()}
         dense = [name for name, ids in found.items() if ids is None]
@@ -139,6 +142,17 @@ def plan(f, sort):
         if ids is not None:
             return ids, true(), [], common
     return None, restrict, extra, common
+
+
+def _starts_many_names(q):
+    """A search of one indexed word that more than SEARCH_SET names start with: every one of those holds it, so
+    the search is common. Counted on the name index (a range of it, at most SEARCH_SET + 1 entries), where the
+    trigram lookup would read every posting of the word's trigrams first (15 ms on PostgreSQL for a word
+    starting 5 % of a million names) only to say the same."""
+    found = split_words(q)
+    if len(found.all) != 1 or not found.indexed:
+        return False
+    return count_upto(prefix_ranges(found.indexed[0])["name"], limits.SEARCH_SET + 1) > limits.SEARCH_SET
 
 
 def status_is_few(status):
