@@ -238,7 +238,9 @@ SEARCH_SHAPES = ["/accounts?q=bay+bak", "/accounts?q=bakery", "/accounts?q=2629"
                  "/accounts?q=bay&status=cancelled", "/accounts/counts?q=bay+bak&status=active",
                  "/accounts?q=golden+bakery&sort=-balance", "/accounts/export.csv?q=bakery",
                  # a word starting names (its matches together in the name order), in name order both ways
-                 "/accounts?q=maple", "/accounts?q=maple&sort=-name", "/accounts?q=golden+lane"]
+                 "/accounts?q=maple", "/accounts?q=maple&sort=-name", "/accounts?q=golden+lane",
+                 # names starting with what was typed: that range walked, the other candidates merged
+                 "/accounts?q=maple+bay", "/accounts?q=maple+bay&sort=-name"]
 
 
 def _plans_at_scale(conn, captured):
@@ -273,6 +275,7 @@ def test_search_queries_never_scan_accounts_in_full(app, world, shops, auth, cli
 
     from tests.test_query_plans import GLOBAL_COUNTS
 
+    monkeypatch.setattr(search, "PREFIX_SPLIT_FROM", 0)  # "maple bay": its one name's range, no other candidate
     if walk:  # every search counts as common: the list walks its order and tests the words on each row
         monkeypatch.setattr(search, "SMALL_SET", 1)
         monkeypatch.setattr(search, "SEARCH_SET", 1)
@@ -297,6 +300,7 @@ def test_search_queries_never_scan_accounts_in_full(app, world, shops, auth, cli
         event.remove(engine, "before_cursor_execute", listen)
     captured = [(s, p) for s, p in captured if not GLOBAL_COUNTS.search(s)]  # the search's own counts are checked
     assert any("accounts_search" in s or "LIKE" in s for s, _p in captured)
+    assert walk or any("EXCEPT" in s for s, _p in captured)  # the typed-prefix split was planned too
     with engine.connect() as conn:
         problems = _plans_at_scale(conn, captured)
     assert not problems, "full scans of accounts:\n" + "\n".join(problems)

@@ -1,7 +1,8 @@
 """The pages of a search, on SQLite and PostgreSQL: following Next from the first page lists exactly the accounts a
 plain reading of the rules matches (every word somewhere in name, email or number, capitals of A-Z aside), in name
 order both ways, each once, whichever path the list takes (the bounds on database work are drawn small, so every
-path is taken: the candidate set, a status's own rows, the bounded walk with its "keep looking" pages); and a walk
+path is taken: the candidate set, the range of names starting with what was typed merged with the other
+candidates, a status's own rows, the bounded walk with its "keep looking" pages); and a walk
 testing a search in name order reads the index's entries, rows only for its matches (migration 0011).
 """
 import re
@@ -17,9 +18,9 @@ from portal.domain import account_search as search
 from portal.extensions import db
 from portal.models import Account
 
-WORDS = ["maple", "Maplewood", "amaple", "bay", "Bakery", "oak", "map", "le", "Bayside", "maple-bay"]
+WORDS = ["maple", "Maplewood", "amaple", "bay", "Bakery", "oak", "map", "le", "Bayside", "maple-bay", "maple bay"]
 QUERIES = ["maple", "map", "bay", "maple bay", "bay maple", "aple", "maple oak", "MAPLE", "bakery", "maplewood",
-           "maple oa", "bay ak", "hello", "map si"]
+           "maple oa", "bay ak", "hello", "map si", "maple bay ba", "Maple  Bay"]
 
 
 def matches(account, q):
@@ -57,14 +58,15 @@ accounts_strategy = st.lists(
 @given(rows=accounts_strategy, q=st.sampled_from(QUERIES), descending=st.booleans(),
        status=st.sampled_from(["", "", "cancelled", "suspended"]),
        search_set=st.sampled_from([1, 2, 4, 1000]), windows=st.sampled_from([(2, 3), (1, 1), (5, 50)]),
-       per_page=st.sampled_from([1, 3, 7]))
+       per_page=st.sampled_from([1, 3, 7]), prefix_split=st.sampled_from([0, 2, 500]))
 def test_every_match_once_in_name_order_whatever_the_path(ctx, monkeypatch, rows, q, descending, status,
-                                                         search_set, windows, per_page):
+                                                         search_set, windows, per_page, prefix_split):
     monkeypatch.setattr(search, "SEARCH_SET", search_set)
     monkeypatch.setattr(search, "WINDOWS", windows)
     monkeypatch.setattr(search, "SCAN_BUDGET", sum(windows))
     monkeypatch.setattr(search, "SMALL_SET", 1)
     monkeypatch.setattr(search, "RARE_SET", 3)  # a status of at most 3 accounts is read in full
+    monkeypatch.setattr(search, "PREFIX_SPLIT_FROM", prefix_split)
     accounts = []
     try:
         for n, (words, mailbox, status) in enumerate(rows, 1):
@@ -153,3 +155,30 @@ def test_a_word_starting_more_names_than_the_search_set_skips_the_trigram_lookup
     lookups = [s for s in statements if "MATCH" in s or re.search(r"SELECT accounts\.id(?: AS id)?\s+FROM accounts\s+"
                                                                     r"WHERE lower\(\(", s)]
     assert not lookups, lookups
+
+
+@pytest.mark.parametrize("sort", ["name", "-name"])
+def test_names_starting_with_what_was_typed_are_walked_and_the_other_candidates_merged(ctx, monkeypatch, sort):
+    """"maple bay": six names start with it, two other accounts hold both words elsewhere. The list walks that
+    range of the name index and merges the two others in (found by a set difference on the index), and the page is
+    every match in name order, both ways."""
+    monkeypatch.setattr(search, "PREFIX_SPLIT_FROM", 3)
+    rows = [(f"Maple Bay Shop {n}", f"shop{n}@example.test") for n in range(6)]
+    rows += [("Blue Maple Bay Cafe", "cafe@example.test"), ("Zed Grill", "maple@bay-grill.test"),
+             ("Maple Oak", "oak@example.test"), ("Bay Tavern", "tavern@example.test")]
+    db.session.add_all([Account(number=f"A{n:07d}", name=name, email=email, status="active",
+                                created_at=datetime(2024, 1, 1), settings={}) for n, (name, email) in enumerate(rows, 1)])
+    db.session.commit()
+    statements = []
+
+    def listen(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", listen)
+    try:
+        page = search.list_page(search.parse_filters(MultiDict({"q": "maple bay", "sort": sort})))
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listen)
+    expect = ["Blue Maple Bay Cafe"] + [f"Maple Bay Shop {n}" for n in range(6)] + ["Zed Grill"]
+    assert [r.name for r in page.rows] == (expect if sort == "name" else expect[::-1])
+    assert any("EXCEPT" in s for s in statements), statements

@@ -40,6 +40,8 @@ from portal.domain.account_search.rows import LIST_COLUMNS, class_names, get_row
 
 SMALL_SET = 2_000  # a narrowing filter matching at most this many accounts is read through its own index
 SEARCH_SET = 5_000  # a search whose trigram index finds at most this many candidates reads (and sorts) them all
+PREFIX_SPLIT_FROM = 500  # in name order, more candidates than this and names starting with what was typed: the
+                         # range of those names is walked and the other candidates merged in (reading.plan)
 RARE_SET = 10_000  # a status with at most this many accounts is read by its ids
 WINDOWS = (2_000, 18_000)  # index entries walked per step; their sum is the per-request budget
 SCAN_BUDGET = sum(WINDOWS)

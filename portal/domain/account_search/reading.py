@@ -5,7 +5,7 @@ index is walked from the position in windows, at most SCAN_BUDGET entries, the f
 """
 import json
 
-from sqlalchemy import Integer, and_, any_, bindparam, cast, func, literal, or_, select, text, true
+from sqlalchemy import Integer, Text, and_, any_, bindparam, cast, func, literal, or_, select, text, true
 from sqlalchemy.dialects import postgresql
 
 from portal.domain import account_search as limits  # SMALL_SET, SEARCH_SET, WINDOWS, SCAN_BUDGET: read at call time
@@ -127,6 +127,9 @@ def plan(f, sort):
         else:
             candidates = search_ids(f.q, limits.SEARCH_SET)
             if candidates is not None and len(candidates) <= limits.SEARCH_SET:
+                split = _typed_prefix_split(f.q, sort, candidates)
+                if split is not None:
+                    return None, split[0], split[1], True
                 return candidates, restrict, extra, common
             common = candidates is not None
         ranges = search_ranges(f.q)
@@ -142,6 +145,33 @@ def plan(f, sort):
         if ids is not None:
             return ids, true(), [], common
     return None, restrict, extra, common
+
+
+def _typed_prefix_split(q, sort, candidates):
+    """In name order, for many candidates of which some names start with what was typed ("maple river"):
+    return (that range of the name index, the other candidates as an IdText), else None.
+
+    Every name in the range holds every word typed, and the range sits together in the name order, so the list
+    walks it (each entry a match) and merges in the other candidates, found by a set difference of the ids
+    with the range on the index alone, instead of reading and sorting every candidate's row; only when those
+    others are at most PREFIX_SPLIT_FROM (else the candidates are read as they are).
+    """
+    if sort.key != "name" or len(candidates) <= limits.PREFIX_SPLIT_FROM:
+        return None
+    prefix = prefix_ranges(" ".join(q.split()))["name"]
+    ids = bindparam("ids_text", candidates.text)
+    if db.engine.dialect.name == "postgresql":
+        given = select(func.unnest(cast(func.string_to_array(ids, ","), postgresql.ARRAY(Integer))).label("id"))
+    else:
+        given = select(func.json_each(literal("[").op("||")(ids).op("||")(literal("]"))).table_valued("value").c.value)
+    others = given.except_(select(Account.id).where(prefix)).subquery()
+    column = others.c[0]
+    joined = (func.string_agg(cast(column, Text), literal(",")) if db.engine.dialect.name == "postgresql"
+              else func.group_concat(column))
+    n, text_ = fetch(select(func.count(), joined).select_from(others)).one()
+    if n == len(candidates) or n > limits.PREFIX_SPLIT_FROM:  # the range holds none, or too few, of them
+        return None
+    return prefix, IdText(n, text_ or "")
 
 
 def _starts_many_names(q):
