@@ -9,7 +9,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from sqlalchemy import func, select
 
-from portal.domain import overview, schedule, shared_figures, shared_status_counts, status_counts, suspension
+from portal.domain import overview, schedule, shared_figures, status_counts, suspension
 from portal.extensions import db
 from portal.models import Account, User
 from portal.timeutil import utcnow
@@ -56,11 +56,11 @@ def test_a_new_process_brings_the_published_counts_up_to_date_instead_of_countin
 def test_an_older_copy_is_not_taken_over_a_newer_count_of_the_process(ctx, world, make, monkeypatch):
     make.account()
     status_counts.publish()
-    payload = shared_figures.read(shared_status_counts.SHARED_NAME)
+    payload = shared_figures.read(status_counts.SHARED_NAME)
     kept = status_counts._store()["entry"]
-    assert shared_status_counts.adopted(kept, utcnow()) is None  # the same count: nothing to adopt
+    assert status_counts._adopted(kept, utcnow()) is None  # the same count: nothing to adopt
     payload["counted_at"] = (kept.counted_at - timedelta(hours=2)).isoformat()  # older than the recount bound
-    shared_figures.publish(shared_status_counts.SHARED_NAME, payload)
+    shared_figures.publish(status_counts.SHARED_NAME, payload)
     _new_process()
     full = _full_counts(monkeypatch)
     assert _served() == _fresh_counts() and len(full) == 1  # too old to trust: counted here
@@ -115,9 +115,9 @@ def test_a_copy_from_another_database_or_another_version_is_ignored(ctx, world, 
     status_counts.publish()
     digest = shared_figures._database()
     monkeypatch.setattr(shared_figures, "_database", lambda: "another-install")
-    assert shared_figures.read(shared_status_counts.SHARED_NAME) is None
+    assert shared_figures.read(status_counts.SHARED_NAME) is None
     monkeypatch.setattr(shared_figures, "_database", lambda: digest)
-    shared_figures.publish(shared_status_counts.SHARED_NAME, {"counts": "not what this version writes"})
+    shared_figures.publish(status_counts.SHARED_NAME, {"counts": "not what this version writes"})
     _new_process()
     full = _full_counts(monkeypatch)
     assert _served() == _fresh_counts() and len(full) == 1
@@ -128,8 +128,7 @@ def test_the_scheduler_counts_again_before_the_bound_so_its_copy_is_always_newer
     status_counts.publish()
     first = status_counts._store()["entry"]
     full = _full_counts(monkeypatch)
-    ahead = first.counted_at + timedelta(seconds=status_counts.RECOUNT_SECONDS
-                                          - shared_status_counts.PUBLISH_AHEAD_SECONDS + 1)
+    ahead = first.counted_at + timedelta(seconds=status_counts.RECOUNT_SECONDS - status_counts.PUBLISH_AHEAD_SECONDS + 1)
     status_counts.publish(ahead)  # the tick, shortly before the web processes' copies expire
     assert len(full) == 1 and status_counts._store()["entry"].counted_at == ahead
     status_counts._store()["entry"] = first  # a web process still on the first copy, now past the bound:

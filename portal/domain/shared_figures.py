@@ -1,9 +1,8 @@
 """Figures a background process counted, shared through Redis with the processes that have none yet.
 
 The overview's status counts and its chart's default range are kept per process and brought up to date
-from the audit trail (portal.domain.status_counts, whose copy is portal.domain.shared_status_counts, and
-portal.domain.overview.activity); what costs is a process's first count: a scan of every account, or of every
-event of the chart's range (0.2-1.9 s at a million accounts).
+from the audit trail (portal.domain.status_counts, portal.domain.overview.activity); what costs is a process's
+first count: a scan of every account, or of every event of the chart's range (0.2-1.9 s at a million accounts).
 The scheduler's tick keeps its own counts up to date and publishes them here, once a tick; a web process that has
 nothing kept takes the published copy and brings it up to date from there, exactly as it would its own (the
 copy carries the same marks: newest ids, PostgreSQL's snapshot and gaps). A page only reads: nothing here is

@@ -42,8 +42,8 @@ count negative (an event that does not match the table). A step or count taken i
 has written something itself (uncommitted) is returned but not kept.
 
 A process's first count is the costly one. The scheduler's tick keeps its own counts and publishes them
-(`publish`); a process with nothing kept, or only an older full count, adopts the published copy and steps
-from it as from its own (portal.domain.shared_status_counts). With Redis down it counts for itself.
+(`publish`, through portal.domain.shared_figures); a process with nothing kept, or only an older full count,
+adopts the published copy and steps from it as from its own. With Redis down it counts for itself.
 
 `watermark`, `with_baseline` and `still_holds` (a Mark: the newest ids with PostgreSQL's snapshot, and a
 count of the events up to it) are what the overview's chart keeps its counts with (portal.domain.overview).
@@ -55,6 +55,7 @@ from datetime import datetime
 from flask import current_app
 from sqlalchemy import func, select, text
 
+from portal.domain import shared_figures
 from portal.extensions import db
 from portal.models import Account, AuditEvent
 from portal.timeutil import utcnow
@@ -176,9 +177,7 @@ def current(now=None):
     now = now or utcnow()
     kept = _store().get("entry")
     if kept is None or _too_old(kept, now):
-        from portal.domain import shared_status_counts  # it builds on this module
-
-        adopted = shared_status_counts.adopted(kept, now)  # the scheduler's copy, if it is newer
+        adopted = _adopted(kept, now)  # the scheduler's copy, if it is newer (portal.domain.shared_figures)
         if adopted is not None:
             kept = _store()["entry"] = adopted
     if kept is not None and not _too_old(kept, now):
@@ -202,11 +201,55 @@ def current(now=None):
     return _totals(dict(counted.counts), counted.as_of, counted.version)
 
 
-def publish(now=None):
-    """Bring this process's counts up to date and share them (portal.domain.shared_status_counts.publish)."""
-    from portal.domain import shared_status_counts  # it builds on this module
+SHARED_NAME = "status-counts"
+PUBLISH_AHEAD_SECONDS = 300  # the scheduler counts in full this long before the recount bound
 
-    return shared_status_counts.publish(now)
+
+def publish(now=None):
+    """Bring this process's counts up to date (a full count when due) and share them with the processes that
+    have none yet; the scheduler's tick calls this. Returns the StatusTotals."""
+    now = now or utcnow()
+    kept = _store().get("entry")
+    if kept is not None and (now - kept.counted_at).total_seconds() > _recount_bound() - PUBLISH_AHEAD_SECONDS:
+        counted, own_writes = _count(now)  # in full before the bound, so a copy is never as old as one kept
+        if not own_writes:
+            _store()["entry"] = counted
+    totals = current(now)
+    kept = _store().get("entry")
+    if kept is not None:
+        shared_figures.publish(SHARED_NAME, _dump(kept))
+    return totals
+
+
+def _adopted(kept, now):
+    """The shared copy of the counts, if there is one counted on this database later than `kept`, else None."""
+    payload = shared_figures.read(SHARED_NAME)
+    try:
+        shared = _load(payload) if payload is not None else None
+    except (KeyError, TypeError, ValueError):
+        return None  # written by another version: ignored
+    if shared is None or _too_old(shared, now) or (kept is not None and shared.counted_at <= kept.counted_at):
+        return None
+    return shared
+
+
+def _dump(kept):
+    return {"counts": [list(pair) for pair in kept.counts], "event_id": kept.event_id, "account_id": kept.account_id,
+            "counted_at": kept.counted_at.isoformat(), "as_of": kept.as_of.isoformat(), "snapshot": kept.snapshot,
+            "seen_at": kept.seen_at, "gaps": [list(gap) for gap in kept.gaps],
+            "base": list(kept.base) if kept.base is not None else None}
+
+
+def _load(payload):
+    """The shared copy as this process's own. Its clock times (when the snapshot was taken, when each gap and the
+    baseline were first seen) are another host's: they restart on this one's clock, so a gap is given up only
+    after GAP_SETTLE_SECONDS here, whatever the two clocks say."""
+    clock = time.time()
+    return _Kept(tuple((str(status), int(n)) for status, n in payload["counts"]), int(payload["event_id"]),
+                 int(payload["account_id"]), datetime.fromisoformat(payload["counted_at"]),
+                 datetime.fromisoformat(payload["as_of"]), payload["snapshot"], clock,
+                 tuple((int(lo), int(hi), clock) for lo, hi, _first in payload["gaps"]),
+                 (int(payload["base"][0]), int(payload["base"][1]), clock) if payload["base"] is not None else None)
 
 
 def _recount_bound():
