@@ -69,9 +69,9 @@ def test_every_match_once_in_name_order_whatever_the_path(ctx, monkeypatch, rows
     monkeypatch.setattr(search, "PREFIX_SPLIT_FROM", prefix_split)
     accounts = []
     try:
-        for n, (words, mailbox, status) in enumerate(rows, 1):
+        for n, (words, mailbox, state) in enumerate(rows, 1):
             accounts.append(dict(id=n, number=f"A{n:07d}", name=" ".join(words), email=f"{mailbox}{n}@example.test",
-                                 status=status))
+                                 status=state))
         db.session.add_all([Account(created_at=datetime(2024, 1, 1), settings={}, **a) for a in accounts])
         db.session.commit()
         expect = [i for i in reference(accounts, q, descending) if not status or accounts[i - 1]["status"] == status]
@@ -86,7 +86,8 @@ def test_every_match_once_in_name_order_whatever_the_path(ctx, monkeypatch, rows
 
 
 def _walk_statement(app, captured_sql):
-    walks = [(st, p) for st, p in captured_sql if "row_number() OVER" in st or "INDEXED BY ix_accounts_name_lower" in st]
+    walks = [(st, p) for st, p in captured_sql
+             if "row_number() OVER" in st or "INDEXED BY ix_accounts_name_lower" in st]
     walks = [(st, p) for st, p in walks if "LIKE" in st]
     assert walks, [st for st, _p in captured_sql]
     return walks[-1]
@@ -95,8 +96,6 @@ def _walk_statement(app, captured_sql):
 def test_a_search_walk_in_name_order_reads_rows_only_for_its_matches(app, ctx, monkeypatch):
     """SQLite: before the LIKE, every column the walk reads comes from the name index's cursor (the row is sought
     only for an entry that matched). PostgreSQL: the window of the walk is an index-only scan of the name index."""
-    from tests.test_query_plans import PG_FILLER  # noqa: F401  (the same filler shape as the plan tests)
-
     monkeypatch.setattr(search, "SEARCH_SET", 1)  # a common search: the list walks its order
     db.session.add_all([Account(number=f"A{n:07d}", name=f"Maple Shop {n}", email=f"shop{n}@example.test",
                                 status="active", created_at=datetime(2024, 1, 1), settings={}) for n in range(1, 6)])
@@ -167,7 +166,8 @@ def test_names_starting_with_what_was_typed_are_walked_and_the_other_candidates_
     rows += [("Blue Maple Bay Cafe", "cafe@example.test"), ("Zed Grill", "maple@bay-grill.test"),
              ("Maple Oak", "oak@example.test"), ("Bay Tavern", "tavern@example.test")]
     db.session.add_all([Account(number=f"A{n:07d}", name=name, email=email, status="active",
-                                created_at=datetime(2024, 1, 1), settings={}) for n, (name, email) in enumerate(rows, 1)])
+                                created_at=datetime(2024, 1, 1), settings={})
+                        for n, (name, email) in enumerate(rows, 1)])
     db.session.commit()
     statements = []
 
@@ -182,3 +182,26 @@ def test_names_starting_with_what_was_typed_are_walked_and_the_other_candidates_
     expect = ["Blue Maple Bay Cafe"] + [f"Maple Bay Shop {n}" for n in range(6)] + ["Zed Grill"]
     assert [r.name for r in page.rows] == (expect if sort == "name" else expect[::-1])
     assert any("EXCEPT" in s for s in statements), statements
+
+
+def test_the_export_of_a_typed_prefix_reads_its_candidates_not_every_id_range(ctx, monkeypatch):
+    """The list's walk of a typed prefix is the list's alone: the export reads the search's candidates by id, in
+    one statement, rather than testing every account chunk by chunk."""
+    monkeypatch.setattr(search, "PREFIX_SPLIT_FROM", 1)  # three candidates, one of them ("Bay Maple") elsewhere
+    monkeypatch.setattr(search, "EXPORT_CHUNK", 2)  # id ranges would show as several statements
+    db.session.add_all([Account(number=f"A{n:07d}", name=name, email=f"hello{n}@example.test", status="active",
+                                created_at=datetime(2024, 1, 1), settings={})
+                        for n, name in enumerate(["Maple Bay Shop", "Maple Bay Cafe", "Oak Grill", "Bay Maple"], 1)])
+    db.session.commit()
+    statements = []
+
+    def listen(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", listen)
+    try:
+        exported = list(search.export_rows(search.parse_filters(MultiDict({"q": "maple bay"}))))
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listen)
+    assert sorted(row[1] for row in exported[1:]) == ["Bay Maple", "Maple Bay Cafe", "Maple Bay Shop"], exported
+    assert not [s for s in statements if "accounts.id >= " in s], statements

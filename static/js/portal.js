@@ -183,8 +183,13 @@
   }
   // A box is a focusable, named region only while its table is wider than it (the account list's cards on a
   // phone never are): a region that does not scroll would be one more tab stop saying it scrolls sideways.
+  // Each box is measured again whenever its size changes (a folded <details> opened, a window resized).
+  var watcher = window.ResizeObserver ? new ResizeObserver(function (entries) {
+    entries.forEach(function (entry) { fit(entry.target); });
+  }) : null;
   function fit(box) {
     var scrolls = box.scrollWidth > box.clientWidth + 1;
+    if (!box.hasAttribute("data-scroll-managed") && watcher) watcher.observe(box);
     box.setAttribute("data-scroll-managed", "");
     if (scrolls && !box.hasAttribute("tabindex")) {
       var table = box.querySelector("table");
@@ -200,7 +205,7 @@
   wrapTables(document);
   document.addEventListener("htmx:load", function (evt) { wrapTables(evt.detail.elt.parentNode || document); });
   var refit = null;
-  window.addEventListener("resize", function () {
+  if (!watcher) window.addEventListener("resize", function () {
     if (refit) return;
     refit = window.requestAnimationFrame(function () {
       refit = null;

@@ -213,3 +213,21 @@ def accessibility_roles(page):
             roles[role].append(node.get("name", {}).get("value", ""))
         todo += [tree[child] for child in node.get("childIds", []) if child in tree]
     return roles
+
+
+def test_a_scroll_box_folded_in_details_becomes_focusable_when_opened_on_a_phone(page, world, accounts):
+    """The overview's activity table sits in a closed <details> (where a browser may measure it 0 wide: each box is
+    measured again when its size changes); opened on a phone it scrolls sideways in its box, which is then a
+    focusable, named region."""
+    page_checks.on_a_phone(page)
+    browser_login(page, world.admin.email)
+    page.goto("/overview")
+    table = page.get_by_test_id("activity-table")
+    table.wait_for(state="attached")
+    box_state = ("() => { const b = document.querySelector('[data-testid=activity-table]').closest('.table-scroll');"
+                 " return [b.getAttribute('tabindex'), b.scrollWidth > b.clientWidth + 1, b.getAttribute('aria-label')]; }")
+    page.get_by_text("The figures as a table").click()
+    page.wait_for_function("() => document.querySelector('[data-testid=activity-table]').closest('.table-scroll')"
+                           ".getAttribute('tabindex') === '0'")
+    tabindex, scrolls, label = page.evaluate(box_state)
+    assert scrolls and tabindex == "0" and "scrolls sideways" in label, (tabindex, scrolls, label)

@@ -62,7 +62,7 @@ class IdText:
 
 def search_ids(q, most):
     """Return the ids of up to most + 1 accounts the trigram index finds for q, as an IdText (candidates: the
-    rows still have to pass the exact test, filter_clause(f, walking=True)), or None for a search of short
+    rows still have to pass the exact test, filter_clause(f, walking="ids")), or None for a search of short
     words only.
 
     One lookup per request: at most `most` back is the whole candidate set; more means a common search.

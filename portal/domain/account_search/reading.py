@@ -31,9 +31,13 @@ def read(f, sort, pos, asc, limit, seen=None):
                                 windows=(limits.SEARCH_SET,))
         if len(rows) >= limit:  # a word in 1 % or more fills the page within the window: no index lookup
             return rows, None
-    if _search_in_few(f):
+    few = bool(f.status) and status_is_few(f.status)
+    if few and f.q and not narrowing(f):  # a search among a few accounts: read them all, no trigram lookup
         return by_status(f.status, sort, filter_clause(f, walking="ids"), pos, asc, limit), None
     ids, restrict, extra, common = plan(f, sort)
+    split = _typed_prefix_split(f.q, sort, ids) if isinstance(ids, IdText) else None
+    if split is not None:  # (the list only: the export reads the candidates as they are)
+        ids, (restrict, extra), common = None, split, True
     # a common search is tested on the rows walked: its trigram index is not asked again (SQLite would build
     # the whole set, tens of thousands of ids, to count or merge)
     clause = filter_clause(f, walking=common)
@@ -42,7 +46,7 @@ def read(f, sort, pos, asc, limit, seen=None):
         restrict, index = and_(restrict, text(RARE_STATUS_SQL)), "ix_accounts_rare_status_name"
     if ids is not None:
         return by_ids(ids, sort, filter_clause(f, walking="ids"), pos, asc, limit), None
-    few = f.status and not extra and status_is_few(f.status)
+    few = few and not extra
     if few and not rare_walk:
         return by_status(f.status, sort, filter_clause(f, walking="ids"), pos, asc, limit), None
     narrowed = f.narrowed
@@ -57,7 +61,8 @@ def read(f, sort, pos, asc, limit, seen=None):
     if extra:
         end = (rows[-1].sort_key, rows[-1].id) if len(rows) >= limit else frontier
         walked = {r.id for r in rows}  # (an account in the walked range may be among the extra ones too)
-        rows = rows + [r for r in by_ids(extra, sort, clause, pos, asc, limit, end) if r.id not in walked]
+        merged = by_ids(extra, sort, filter_clause(f, walking="ids"), pos, asc, limit, end)
+        rows = rows + [r for r in merged if r.id not in walked]
         rows.sort(key=lambda r: (r.sort_key, r.id), reverse=not asc)
         rows = rows[:limit]
     if frontier is not None and few:  # a rare match among a rare status's few accounts: read them all
@@ -79,13 +84,6 @@ def _quick_walk_first(f):
         return False
     found = split_words(f.q)
     return len(found.all) == 1 and len(found.indexed) == 1 and found.indexed[0].isalpha()
-
-
-def _search_in_few(f):
-    """A search within a status of at most RARE_SET accounts (cancelled), nothing else narrowing: that status's
-    rows are all read and tested (a few thousand primary-key reads). The trigram lookup would cost as much for
-    a common word (its postings are read in full on PostgreSQL) and still leave the status to test."""
-    return bool(f.q and f.status and not narrowing(f) and status_is_few(f.status))
 
 
 def count_upto(clause, bound, index=None):
@@ -119,6 +117,8 @@ def plan(f, sort):
     A search with a word of 3+ letters or digits asks its trigram index once, for up to SEARCH_SET + 1
     candidates: that many or fewer are the set (sorted in SQL by the page's order, each tested exactly);
     more, and the sort's index is walked, each row tested, and nothing else asks the trigram index again.
+    One word that more than SEARCH_SET names start with is common without asking (_starts_many_names).
+    (read() may then walk a range of those candidates' names instead: _typed_prefix_split.)
     """
     restrict, extra, common = true(), [], False
     if f.q:
@@ -127,9 +127,6 @@ def plan(f, sort):
         else:
             candidates = search_ids(f.q, limits.SEARCH_SET)
             if candidates is not None and len(candidates) <= limits.SEARCH_SET:
-                split = _typed_prefix_split(f.q, sort, candidates)
-                if split is not None:
-                    return None, split[0], split[1], True
                 return candidates, restrict, extra, common
             common = candidates is not None
         ranges = search_ranges(f.q)
@@ -295,7 +292,7 @@ def _walk_ranges(sort, clause, restrict, pos, asc, limit, index=None, windows=No
 
     SQLite always walks this way (it would materialise and sort a LIMITed subquery). The name index
     carries the filter columns, so rows failing class, balance, activity or exempt are skipped on the
-    index entry; PostgreSQL gets its index-only end-of-window lookup from the index's INCLUDE (name).
+    index entry; PostgreSQL finds each window's end on the index alone too (the index carries name).
     """
     key, within = sort.column(), bool(sort.segments)
     rows, start = [], pos

@@ -72,7 +72,7 @@ def contains_all(words, accounts=Account, indexed=True):
     """The exact test: every word occurs in the account's search text (LIKE, wildcards escaped).
 
     indexed=False writes the text so that PostgreSQL's trigram index does not match it (`|| ''` at the end,
-    the same value): for rows already read another way (a walk, an id list), where the planner would otherwise
+    the same value): for rows already read by their ids (candidates, a status's rows), where the planner would otherwise
     AND in the index's postings, read in full (15 ms for a common word at a million accounts), to test a few
     thousand rows at most.
     """
