@@ -225,7 +225,8 @@ def test_a_scroll_box_folded_in_details_becomes_focusable_when_opened_on_a_phone
     table = page.get_by_test_id("activity-table")
     table.wait_for(state="attached")
     box_state = ("() => { const b = document.querySelector('[data-testid=activity-table]').closest('.table-scroll');"
-                 " return [b.getAttribute('tabindex'), b.scrollWidth > b.clientWidth + 1, b.getAttribute('aria-label')]; }")
+                 " return [b.getAttribute('tabindex'), b.scrollWidth > b.clientWidth + 1,"
+                 " b.getAttribute('aria-label')]; }")
     page.get_by_text("The figures as a table").click()
     page.wait_for_function("() => document.querySelector('[data-testid=activity-table]').closest('.table-scroll')"
                            ".getAttribute('tabindex') === '0'")
