@@ -6,6 +6,7 @@ candidates, a status's own rows, the bounded walk with its "keep looking" pages)
 testing a search in name order reads the index's entries, rows only for its matches (migration 0011).
 """
 import re
+from contextlib import contextmanager
 from datetime import datetime
 
 import pytest
@@ -45,6 +46,21 @@ def listed(q, sort, per_page, status=""):
             return ids
         f.cursor = search.decode_cursor(page.next_cursor, f.sort)
     raise AssertionError("the pager did not end")
+
+
+@contextmanager
+def sent():
+    """Collect (statement, parameters) of each statement the app's engine sends inside the block."""
+    seen = []
+
+    def listen(conn, cursor, statement, parameters, context, executemany):
+        seen.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", listen)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listen)
 
 
 accounts_strategy = st.lists(
@@ -100,17 +116,9 @@ def test_a_search_walk_in_name_order_reads_rows_only_for_its_matches(app, ctx, m
     db.session.add_all([Account(number=f"A{n:07d}", name=f"Maple Shop {n}", email=f"shop{n}@example.test",
                                 status="active", created_at=datetime(2024, 1, 1), settings={}) for n in range(1, 6)])
     db.session.commit()
-    captured = []
-
-    def listen(conn, cursor, statement, parameters, context, executemany):
-        captured.append((statement, parameters))
-
-    event.listen(db.engine, "before_cursor_execute", listen)
-    try:
+    with sent() as captured:
         f = search.parse_filters(MultiDict({"q": "shop"}))
         assert len(search.list_page(f).rows) == 5
-    finally:
-        event.remove(db.engine, "before_cursor_execute", listen)
     statement, parameters = _walk_statement(app, captured)
     with db.engine.connect() as conn:
         if conn.dialect.name == "sqlite":
@@ -140,19 +148,11 @@ def test_a_word_starting_more_names_than_the_search_set_skips_the_trigram_lookup
     db.session.add_all([Account(number=f"A{n:07d}", name=name, email=f"hello{n}@example.test", status="active",
                                 created_at=datetime(2024, 1, 1), settings={}) for n, name in enumerate(names, 1)])
     db.session.commit()
-    statements = []
-
-    def listen(conn, cursor, statement, parameters, context, executemany):
-        statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", listen)
-    try:
+    with sent() as statements:
         page = search.list_page(search.parse_filters(MultiDict({"q": "maple"})))
-    finally:
-        event.remove(db.engine, "before_cursor_execute", listen)
     assert [r.name for r in page.rows] == ["Blue Maple Cafe"] + [f"Maple Shop {n}" for n in range(6)]
-    lookups = [s for s in statements if "MATCH" in s or re.search(r"SELECT accounts\.id(?: AS id)?\s+FROM accounts\s+"
-                                                                    r"WHERE lower\(\(", s)]
+    trigram_read = re.compile(r"SELECT accounts\.id(?: AS id)?\s+FROM accounts\s+WHERE lower\(\(")
+    lookups = [s for s, _p in statements if "MATCH" in s or trigram_read.search(s)]
     assert not lookups, lookups
 
 
@@ -169,19 +169,11 @@ def test_names_starting_with_what_was_typed_are_walked_and_the_other_candidates_
                                 created_at=datetime(2024, 1, 1), settings={})
                         for n, (name, email) in enumerate(rows, 1)])
     db.session.commit()
-    statements = []
-
-    def listen(conn, cursor, statement, parameters, context, executemany):
-        statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", listen)
-    try:
+    with sent() as statements:
         page = search.list_page(search.parse_filters(MultiDict({"q": "maple bay", "sort": sort})))
-    finally:
-        event.remove(db.engine, "before_cursor_execute", listen)
     expect = ["Blue Maple Bay Cafe"] + [f"Maple Bay Shop {n}" for n in range(6)] + ["Zed Grill"]
     assert [r.name for r in page.rows] == (expect if sort == "name" else expect[::-1])
-    assert any("EXCEPT" in s for s in statements), statements
+    assert any("EXCEPT" in s for s, _p in statements), statements
 
 
 def test_the_export_of_a_typed_prefix_reads_its_candidates_not_every_id_range(ctx, monkeypatch):
@@ -193,15 +185,7 @@ def test_the_export_of_a_typed_prefix_reads_its_candidates_not_every_id_range(ct
                                 created_at=datetime(2024, 1, 1), settings={})
                         for n, name in enumerate(["Maple Bay Shop", "Maple Bay Cafe", "Oak Grill", "Bay Maple"], 1)])
     db.session.commit()
-    statements = []
-
-    def listen(conn, cursor, statement, parameters, context, executemany):
-        statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", listen)
-    try:
+    with sent() as statements:
         exported = list(search.export_rows(search.parse_filters(MultiDict({"q": "maple bay"}))))
-    finally:
-        event.remove(db.engine, "before_cursor_execute", listen)
     assert sorted(row[1] for row in exported[1:]) == ["Bay Maple", "Maple Bay Cafe", "Maple Bay Shop"], exported
-    assert not [s for s in statements if "accounts.id >= " in s], statements
+    assert not [s for s, _p in statements if "accounts.id >= " in s], statements

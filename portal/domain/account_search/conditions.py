@@ -70,9 +70,13 @@ def search_ids(q, most):
     found = words.split_words(q)
     if not found.indexed:
         return None
-    dialect = db.engine.dialect.name
-    sub = words.candidates(found, dialect, most + 1).subquery()
-    listed = (func.group_concat(sub.c[0]) if dialect == "sqlite"
+    return id_text(words.candidates(found, db.engine.dialect.name, most + 1))
+
+
+def id_text(ids):
+    """Return the ids a SELECT of one id column finds as an IdText, counted and joined by the database."""
+    sub = ids.subquery()
+    listed = (func.group_concat(sub.c[0]) if db.engine.dialect.name == "sqlite"
               else func.string_agg(cast(sub.c[0], Text), literal(",")))
     count, text = fetch(select(func.count(), listed).select_from(sub)).one()
     return IdText(count, text or "")

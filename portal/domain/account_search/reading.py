@@ -5,11 +5,11 @@ index is walked from the position in windows, at most SCAN_BUDGET entries, the f
 """
 import json
 
-from sqlalchemy import Integer, Text, and_, any_, bindparam, cast, func, literal, or_, select, text, true
+from sqlalchemy import Integer, and_, any_, bindparam, cast, func, literal, or_, select, text, true
 from sqlalchemy.dialects import postgresql
 
 from portal.domain import account_search as limits  # SMALL_SET, SEARCH_SET, WINDOWS, SCAN_BUDGET: read at call time
-from portal.domain.account_search.conditions import (NARROWING_KEYS, SEARCH_KEYS, IdText, filter_clause,
+from portal.domain.account_search.conditions import (NARROWING_KEYS, SEARCH_KEYS, IdText, filter_clause, id_text,
                                                      narrowing, prefix_ranges, search_ids, search_ranges)
 from portal.domain.account_search.words import split_words
 from portal.domain.account_search.keyset import beyond, hinted, order, up_to
@@ -31,9 +31,11 @@ def read(f, sort, pos, asc, limit, seen=None):
                                 windows=(limits.SEARCH_SET,))
         if len(rows) >= limit:  # a word in 1 % or more fills the page within the window: no index lookup
             return rows, None
-    few = bool(f.status) and status_is_few(f.status)
-    if few and f.q and not narrowing(f):  # a search among a few accounts: read them all, no trigram lookup
-        return by_status(f.status, sort, filter_clause(f, walking="ids"), pos, asc, limit), None
+    few = None  # counted once, and only where it decides something
+    if f.status and f.q and not narrowing(f):
+        few = status_is_few(f.status)
+        if few:  # a search among a few accounts: read them all, no trigram lookup
+            return by_status(f.status, sort, filter_clause(f, walking="ids"), pos, asc, limit), None
     ids, restrict, extra, common = plan(f, sort)
     split = _typed_prefix_split(f.q, sort, ids) if isinstance(ids, IdText) else None
     if split is not None:  # (the list only: the export reads the candidates as they are)
@@ -46,7 +48,7 @@ def read(f, sort, pos, asc, limit, seen=None):
         restrict, index = and_(restrict, text(RARE_STATUS_SQL)), "ix_accounts_rare_status_name"
     if ids is not None:
         return by_ids(ids, sort, filter_clause(f, walking="ids"), pos, asc, limit), None
-    few = few and not extra
+    few = bool(f.status) and not extra and (status_is_few(f.status) if few is None else few)
     if few and not rare_walk:
         return by_status(f.status, sort, filter_clause(f, walking="ids"), pos, asc, limit), None
     narrowed = f.narrowed
@@ -156,19 +158,11 @@ def _typed_prefix_split(q, sort, candidates):
     if sort.key != "name" or len(candidates) <= limits.PREFIX_SPLIT_FROM:
         return None
     prefix = prefix_ranges(" ".join(q.split()))["name"]
-    ids = bindparam("ids_text", candidates.text)
-    if db.engine.dialect.name == "postgresql":
-        given = select(func.unnest(cast(func.string_to_array(ids, ","), postgresql.ARRAY(Integer))).label("id"))
-    else:
-        given = select(func.json_each(literal("[").op("||")(ids).op("||")(literal("]"))).table_valued("value").c.value)
-    others = given.except_(select(Account.id).where(prefix)).subquery()
-    column = others.c[0]
-    joined = (func.string_agg(cast(column, Text), literal(",")) if db.engine.dialect.name == "postgresql"
-              else func.group_concat(column))
-    n, text_ = fetch(select(func.count(), joined).select_from(others)).one()
+    others = id_text(id_values(candidates).except_(select(Account.id).where(prefix)))
+    n = len(others)
     if n == len(candidates) or n > limits.PREFIX_SPLIT_FROM:  # the range holds none, or too few, of them
         return None
-    return prefix, IdText(n, text_ or "")
+    return prefix, others
 
 
 def _starts_many_names(q):
@@ -225,16 +219,27 @@ def id_in(ids):
     long one `id IN (SELECT value FROM json_each(?))` (still primary-key lookups, one parameter)."""
     if isinstance(ids, IdText):  # the text as the database wrote it: parsed there
         if db.engine.dialect.name == "postgresql":
-            return Account.id == any_(cast(func.string_to_array(bindparam("ids_text", ids.text), ","),
-                                           postgresql.ARRAY(Integer)))
-        listed = func.json_each(literal("[") .op("||")(bindparam("ids_text", ids.text)).op("||")(literal("]")))
-        return Account.id.in_(select(listed.table_valued("value").c.value))
+            return Account.id == any_(_id_array(ids))
+        return Account.id.in_(id_values(ids))
     if db.engine.dialect.name == "postgresql":
         return Account.id == any_(bindparam("ids", list(ids), type_=postgresql.ARRAY(Integer)))
     if len(ids) > JSON_IDS_FROM:
         listed = func.json_each(bindparam("ids_json", json.dumps(list(ids)))).table_valued("value")
         return Account.id.in_(select(listed.c.value))
     return Account.id.in_(ids)
+
+
+def _id_array(ids):
+    """PostgreSQL: an IdText's text as an integer array, parsed by the database (one parameter)."""
+    return cast(func.string_to_array(bindparam("ids_text", ids.text), ","), postgresql.ARRAY(Integer))
+
+
+def id_values(ids):
+    """SELECT the ids of an IdText, one per row, parsed by the database."""
+    if db.engine.dialect.name == "postgresql":
+        return select(func.unnest(_id_array(ids)).label("id"))
+    listed = func.json_each(literal("[").op("||")(bindparam("ids_text", ids.text)).op("||")(literal("]")))
+    return select(listed.table_valued("value").c.value)
 
 
 def by_ids(ids, sort, clause, pos, asc, limit, end=None):
