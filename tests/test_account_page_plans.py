@@ -19,8 +19,10 @@ def reads_beyond_the_account(plan):
             if "USING INTEGER PRIMARY KEY (rowid=?)" not in text:
                 bad.append(line)
         elif re.search(r"\bon accounts\b", text):  # PostgreSQL
-            if not (re.match(r"Index Scan using pk_accounts on accounts", text)
-                    and any(re.search(r"Index Cond: \(id = ", f) for f in plan[n + 1:n + 3])):
+            by_key = re.match(r"Index Scan using pk_accounts on accounts", text) or (
+                text.startswith("Bitmap Heap Scan on accounts")  # (the same lookup, as a bitmap of one)
+                and any(re.search(r"Bitmap Index Scan on pk_accounts\b", f) for f in plan[n + 1:n + 4]))
+            if not (by_key and any(re.search(r"Index Cond: \(id = ", f) for f in plan[n + 1:n + 4])):
                 bad.append(line)
     return bad
 

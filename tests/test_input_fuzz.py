@@ -9,7 +9,7 @@ table as it was. The nine inputs the probe found answering 500 are explicit exam
 
 The parameter names come from the views' own source (every `args.get("…")`, `form.get("…")` and form-field
 tuple in portal/web), plus the list's filters and the rule form, so a new field is fuzzed without a change here.
-`PORTAL_FUZZ_EXAMPLES` sets the arbitrary examples per route and role (default 30 on SQLite),
+`PORTAL_FUZZ_EXAMPLES` sets the arbitrary examples per route and role (default 20 on SQLite),
 `PORTAL_FUZZ_PG_EXAMPLES` on PostgreSQL (default 10; the explicit examples run on both).
 """
 import os
@@ -28,7 +28,7 @@ from portal.models import SuspensionRule, SweepSchedule, User
 from portal.web import rules as rules_web
 from tests.conftest import ROOT, session_client
 
-EXAMPLES = int(os.environ.get("PORTAL_FUZZ_EXAMPLES", "30"))
+EXAMPLES = int(os.environ.get("PORTAL_FUZZ_EXAMPLES", "20"))
 # Parsing happens before the database is asked, so most of what the fuzz finds is found on either; PostgreSQL
 # answers differently only where a value reaches it (integer ranges, text encodings), which the explicit
 # troublemakers below reach on every route. So fewer arbitrary examples there (PORTAL_FUZZ_PG_EXAMPLES).

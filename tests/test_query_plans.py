@@ -60,7 +60,7 @@ def explain(app, statement, parameters):
 # whose index it would take at any real size (and which autovacuum's timing decides). Its plans are therefore
 # taken over the test's accounts plus this many analysed filler accounts (active, not exempt, no class), inside a
 # transaction that is rolled back.
-PG_FILLER = 20_000
+PG_FILLER = 5_000
 
 
 def explain_all(app, statements):

@@ -8,7 +8,7 @@ import time
 import pytest
 from redis import Redis
 
-from tests.conftest import ALONE, ROOT, unavailable
+from tests.conftest import ALONE, ALONE_GROUP, ROOT, unavailable
 from tests.services import free_port, redis_binary
 
 
@@ -401,3 +401,30 @@ def test_gunicorn_answers_a_body_over_the_limit_with_413_and_names_no_version(ru
         conn.close()
     finally:
         services.stop()
+
+
+def test_the_suites_command_runs_each_xdist_group_in_one_worker(run_module, tmp_path):
+    """The test command keeps an xdist group's tests in one worker, one after another. The ALONE tests rely on it
+    (tests/conftest.py): their worker takes the run to itself once for the lot, where tests of the group spread
+    over workers would each wait for the other worker's test to end, and stop it again. A pytest that silently
+    stops grouping (9.2 with pytest-xdist 3.8 did: pyproject.toml pins below it) fails here."""
+    log = tmp_path / "workers.log"
+    module = tmp_path / "test_grouped.py"
+    module.write_text(
+        "import os\nimport pytest\n\n"
+        "@pytest.mark.parametrize('n', range(6))\n"
+        f"@pytest.mark.xdist_group({ALONE_GROUP!r})\n"
+        "def test_grouped(n):\n"
+        f"    with open({str(log)!r}, 'a') as f:\n"
+        "        f.write(os.environ['PYTEST_XDIST_WORKER'] + '\\n')\n\n"
+        "@pytest.mark.parametrize('n', range(6))\n"
+        "def test_free(n):\n"
+        "    pass\n")
+    cmd = run_module.suite_command(["-q", "-p", "no:cacheprovider", "-p", "no:randomly", str(module)],
+                                   env={"PORTAL_TEST_WORKERS": "2"})
+    assert cmd[3:7] == ["--dist", "loadgroup", "-n", "2"], cmd
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    workers = log.read_text().split()
+    assert len(workers) == 6 and len(set(workers)) == 1, f"the group ran on {sorted(set(workers))}"

@@ -9,7 +9,8 @@ from playwright.sync_api import expect
 
 from tests.conftest import browser_login
 
-pytestmark = pytest.mark.browser
+# SQLite only: what the browser does here does not depend on the database (the HTTP tests of the same views run on both)
+pytestmark = [pytest.mark.browser, pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)]
 
 
 def test_the_docs_page_renders_the_document_with_no_cdn(page, live_server):

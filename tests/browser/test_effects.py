@@ -7,7 +7,8 @@ from playwright.sync_api import expect
 
 from tests.conftest import browser_login
 
-pytestmark = pytest.mark.browser
+# SQLite only: what the browser does here does not depend on the database (the HTTP tests of the same views run on both)
+pytestmark = [pytest.mark.browser, pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)]
 
 
 def test_the_account_page_leads_to_its_state_and_the_role_filter_swaps_the_tables(page, world, make):
