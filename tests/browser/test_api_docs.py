@@ -9,7 +9,8 @@ from playwright.sync_api import expect
 
 from tests.conftest import browser_login
 
-# SQLite only: what the browser does here does not depend on the database (the HTTP tests of the same views run on both)
+# SQLite only: what the browser does here does not depend on the database
+# (the HTTP tests of the same views run on both)
 pytestmark = [pytest.mark.browser, pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)]
 
 

@@ -3,7 +3,8 @@ import pytest
 
 from tests.conftest import browser_login
 
-# SQLite only: what the browser does here does not depend on the database (the HTTP tests of the same views run on both)
+# SQLite only: what the browser does here does not depend on the database
+# (the HTTP tests of the same views run on both)
 pytestmark = [pytest.mark.browser, pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)]
 
 

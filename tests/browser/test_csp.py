@@ -15,7 +15,8 @@ from portal.models import SuspensionRule, User
 from portal.web.access import public
 from tests.conftest import CSP_WATCH, browser_login
 
-# SQLite only: what the browser does here does not depend on the database (the HTTP tests of the same views run on both)
+# SQLite only: what the browser does here does not depend on the database
+# (the HTTP tests of the same views run on both)
 pytestmark = [pytest.mark.browser, pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)]
 
 
