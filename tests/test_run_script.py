@@ -420,8 +420,7 @@ def test_the_suites_command_runs_each_xdist_group_in_one_worker(run_module, tmp_
         "@pytest.mark.parametrize('n', range(6))\n"
         "def test_free(n):\n"
         "    pass\n")
-    cmd = run_module.suite_command(["-q", "-p", "no:cacheprovider", "-p", "no:randomly", str(module)],
-                                   env={"PORTAL_TEST_WORKERS": "2"})
+    cmd = run_module.suite_command(["-q", "-p", "no:cacheprovider", str(module)], env={"PORTAL_TEST_WORKERS": "2"})
     assert cmd[3:7] == ["--dist", "loadgroup", "-n", "2"], cmd
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
