@@ -65,8 +65,7 @@ def cancel_run(actor, run_id, now=None):
 def _transition(actor, run_id, sources, target, action, now):
     _require_permission(actor)
     now = now or utcnow()
-    run = get_run(run_id)
-    db.session.refresh(run)
+    run = get_run(run_id, fresh=True)  # the status the compare-and-set below compares against
     if run.status not in sources:
         raise InvalidTransition(refusal(run, target))
     if is_inline(run):

@@ -481,10 +481,10 @@ def wait_for_run(run_id, timeout=10.0, poll=0.02):
     return True
 
 
-def get_run(run_id):
-    """Return the run or raise RunNotFound."""
+def get_run(run_id, fresh=False):
+    """Return the run or raise RunNotFound; fresh: read its row again even if the session holds it."""
     run_id = record_id(run_id)
-    run = db.session.get(SweepRun, run_id) if run_id is not None else None
+    run = db.session.get(SweepRun, run_id, populate_existing=fresh) if run_id is not None else None
     if run is None:
         raise RunNotFound()
     return run
@@ -568,8 +568,7 @@ def resume_run(actor, run_id, now=None):
     """
     _require_permission(actor)
     now = now or utcnow()
-    run = get_run(run_id)
-    db.session.refresh(run)
+    run = get_run(run_id, fresh=True)  # the status the compare-and-set below compares against
     if run.status not in RESUMABLE and not is_stalled(run, now):
         raise InvalidTransition(not_resumable(run))
     if (run.params or {}).get("inline"):
