@@ -32,9 +32,9 @@ SECRET = "test-secret-key-not-for-production"
 # Tests whose assertions are about time (a quick 503, a stale chunk taken over, a restart within seconds) or that
 # kill and restart processes mid-run: `pytestmark = ALONE`. `alone_if_marked` holds the other workers' tests back
 # while one runs, so it has the machine as in a run without xdist. The mark is also an xdist group, so that under
-# `--dist loadgroup` (run.py test) they run in a row on one worker; but pytest-xdist 3.8 does not group on
-# pytest 9.2 (pytest-dev/pytest-xdist#1386: it renames node ids, which pytest 9.2 ignores), so today the lock
-# alone keeps them apart.
+# `--dist loadgroup` (run.py test) they run in a row on one worker. pytest-xdist 3.8 does not group on pytest 9.2
+# (pytest-dev/pytest-xdist#1386: it renames node ids, which pytest 9.2 ignores), hence pytest < 9.2 in
+# pyproject.toml; tests/test_run_script.py fails if the grouping stops.
 ALONE_GROUP = "timing"
 ALONE = pytest.mark.xdist_group(ALONE_GROUP)
 
