@@ -56,3 +56,27 @@ def test_the_docs_page_uses_vendored_files_under_the_portals_policy(client):
     for name in ("swagger-ui-bundle.js", "swagger-ui.css", "LICENSE"):
         assert os.path.getsize(os.path.join(ROOT, "static", SWAGGER_UI, name)) > 0
     assert client.get(f"/static/{SWAGGER_UI}/swagger-ui-bundle.js").status_code == 200
+
+
+def test_apps_of_the_same_settings_share_one_document_and_others_get_their_own(monkeypatch):
+    """The document is built once per process for the same API settings and routes (portal.api.PortalApi): a
+    later app's document is the first one's, and equal to one built afresh; other settings build their own."""
+    import portal.api
+    from portal import create_app
+    from tests.conftest import _config
+
+    config = _config("sqlite://", "redis://127.0.0.1:1/0")
+    monkeypatch.setattr(portal.api, "_DOCUMENTS", {})
+    first, second = create_app(config), create_app(config)
+    spec = first.extensions["portal_api"].spec
+    assert second.extensions["portal_api"].spec is spec
+    monkeypatch.setattr(portal.api, "_DOCUMENTS", {})
+    afresh = create_app(config).extensions["portal_api"].spec
+    assert afresh is not spec and afresh.to_dict() == spec.to_dict()
+    other = create_app(dict(config, API_TITLE="Another title")).extensions["portal_api"].spec
+    assert other is not spec and other.to_dict()["info"]["title"] == "Another title"
+    assert {k: v for k, v in other.to_dict().items() if k != "info"} == \
+        {k: v for k, v in spec.to_dict().items() if k != "info"}
+    with second.test_request_context():
+        assert json.loads(second.test_client().get("/api/v1/openapi.json").get_data()) == json.loads(
+            json.dumps(spec.to_dict()))

@@ -17,6 +17,7 @@ import http
 import os
 
 from flask_smorest import Api
+from flask_smorest.spec import openapi_cli
 from flask_smorest.utils import prepare_response
 
 from portal.api.problems import CONTENT_TYPE
@@ -42,12 +43,65 @@ with another body is refused (`422`, type `idempotency-key-reused`). Keys are ke
 """
 
 
+# The OpenAPI documents built in this process, by the settings and routes they were built from (PortalApi).
+_DOCUMENTS = {}
+
+
+def _document_key(app, blueprints):
+    """What an app's OpenAPI document is made of besides the code: its API settings and its API routes."""
+    settings = sorted((k, repr(v)) for k, v in app.config.items() if k.startswith(("API_", "OPENAPI_")))
+    names = {blueprint.name for blueprint in blueprints}
+    routes = sorted((rule.rule, rule.endpoint, tuple(sorted(rule.methods or ())))
+                    for rule in app.url_map.iter_rules() if rule.endpoint.partition(".")[0] in names)
+    return tuple(settings), tuple(sorted(names)), tuple(routes)
+
+
 class PortalApi(Api):
     """flask-smorest's Api with problem+json errors documented, and no error handler of its own.
 
     portal.web.errors answers every error (HTML for the pages, problem+json under /api/), so smorest's
     app-wide HTTPException handler, which would answer the pages' errors in JSON, is not installed.
+
+    The OpenAPI document is built once per process for the same settings and routes: building it (apispec
+    resolving every schema of every operation) is four fifths of building an app, and a process that builds
+    several apps (the test suite builds one per test; `flask` commands build one beside the web app) would
+    build the same document each time. A later app with the same settings and routes is given that document's
+    spec object (read-only once built: it is only turned into JSON); any other is built anew.
     """
+
+    def __init__(self, app, blueprints):
+        self._key = self._built = None
+        self._blueprints = blueprints
+        super().__init__(app)
+
+    def _init_spec(self, **kwargs):
+        for blueprint in self._blueprints:  # the routes first: they are part of what the document is made of
+            self._app.register_blueprint(blueprint)
+            self._app.extensions["flask-smorest"]["blp_name_to_api"][blueprint.name] = self
+        self._key = _document_key(self._app, self._blueprints)
+        self._built = _DOCUMENTS.get(self._key)
+        if self._built is None:
+            super()._init_spec(**kwargs)
+            return
+        self.spec, self.flask_plugin, self.ma_plugin = self._built
+        self._app.cli.add_command(openapi_cli)
+
+    def register_converter(self, converter, func):
+        if self._built is None:  # (a document already built has its converters)
+            super().register_converter(converter, func)
+
+    def register_blueprint(self, blp, **options):
+        raise TypeError("PortalApi takes its blueprints when it is made: PortalApi(app, blueprints)")
+
+    def document_views(self):
+        """Add the blueprints' views to the document, once the converters are registered (as flask-smorest's
+        register_blueprint would, the routes already added), and keep it for later apps of this process."""
+        if self._built is not None:
+            return
+        for blueprint in self._blueprints:
+            blueprint.register_views_in_doc(self, self._app, self.spec, name=blueprint.name, parameters=None)
+            self.spec.tag({"name": blueprint.name, "description": blueprint.description})
+        self._built = _DOCUMENTS.setdefault(self._key, (self.spec, self.flask_plugin, self.ma_plugin))
 
     def _register_error_handlers(self):
         """Leave error handling to portal.web.errors."""
@@ -92,11 +146,11 @@ def init_app(app):
     from portal.web.converters import IdConverter
 
     _configure(app)
-    api = PortalApi(app)
+    blueprints = (accounts.blp, billing.blp, cancellations.blp, runs.blp)
+    api = PortalApi(app, blueprints)
     api.register_converter(IdConverter, lambda _converter: {"type": "integer", "minimum": 1, "maximum": ID_MAX})
-    for blueprint in (accounts.blp, billing.blp, cancellations.blp, runs.blp):
-        api.register_blueprint(blueprint)
+    api.document_views()
     app.extensions["portal_api"] = api
     app.register_blueprint(docs.bp)
-    auth.init_app(app, {blueprint.name for blueprint in (accounts.blp, billing.blp, cancellations.blp, runs.blp)})
+    auth.init_app(app, {blueprint.name for blueprint in blueprints})
     return api
