@@ -305,10 +305,119 @@ def make(app):
     return factories.Factory(app)
 
 
+class Snapshots:
+    """What a fixture's build does to the database, done again on later tests in one transaction instead.
+
+    Building the world makes a dozen commits through the models (about 0.1 s; the route walk's world, three times
+    that), and most tests start from it. The first build on each kind of database is read back: every row of
+    every table before and after, and PostgreSQL's sequences. A later test whose database is where that build
+    started (each table's row count and highest key, and the sequences, the same) gets the rows it added
+    inserted and the rows it changed updated by key (SQLite's FTS triggers fire as for the first), the sequences
+    set where it left them, and a copy of what it returned. A build that deleted a row or touched Redis is never
+    kept: it builds each time, as does any test whose database is somewhere else.
+    """
+
+    def __init__(self):
+        self._kept = {}
+
+    @staticmethod
+    def _tables():
+        from portal.extensions import db
+
+        return db.metadata.sorted_tables
+
+    def _rows(self, app):
+        from sqlalchemy import select
+
+        from portal.extensions import db
+
+        with app.app_context():
+            rows = {table.name: {tuple(r[c.name] for c in table.primary_key.columns): r for r in db.session.execute(
+                select(table).order_by(*table.primary_key.columns)).mappings().all()} for table in self._tables()}
+            db.session.remove()
+        return rows
+
+    def _where(self, app):
+        """Each table's row count and highest key, and the sequences: one statement (two on PostgreSQL)."""
+        from portal.extensions import db
+
+        parts = []
+        for table in self._tables():
+            key = list(table.primary_key.columns)
+            top = f"max({key[0].name})" if len(key) == 1 else "NULL"
+            parts.append(f"SELECT '{table.name}', count(*), {top} FROM {table.name}")
+        with app.app_context():
+            found = tuple(db.session.execute(text(" UNION ALL ".join(parts))).all())
+            if db.engine.dialect.name == "postgresql":
+                found += tuple(db.session.execute(text(
+                    "SELECT sequencename, NULL, last_value FROM pg_sequences WHERE schemaname = 'public' "
+                    "ORDER BY sequencename")).all())
+            db.session.remove()
+        return tuple(map(tuple, found))
+
+    @staticmethod
+    def _redis_keys(app):
+        from portal.extensions import get_redis
+
+        with app.app_context():
+            return sorted(k for k in get_redis().keys() if not k.startswith(b"LIMITS"))
+
+    def get(self, name, app, build):
+        import copy
+
+        backend = app.config["SQLALCHEMY_DATABASE_URI"].split(":", 1)[0]
+        kept = self._kept.get((backend, name))
+        if kept is False:  # this build cannot be kept
+            return build()
+        where = self._where(app)
+        if kept is not None:
+            if kept["where"] == where:
+                self._restore(app, kept)
+                return copy.deepcopy(kept["result"])
+            return build()
+        before, redis_before = self._rows(app), self._redis_keys(app)
+        result = build()
+        after = self._rows(app)
+        deleted = any(key not in after[table] for table, rows in before.items() for key in rows)
+        if deleted or self._redis_keys(app) != redis_before:
+            self._kept[(backend, name)] = False
+            return result
+        self._kept[(backend, name)] = {
+            "where": where, "result": copy.deepcopy(result), "sequences": [row for row in self._where(app)
+                                                                          if row[1] is None and row[2] is not None],
+            "added": {table: [dict(r) for key, r in rows.items() if key not in before[table]]
+                      for table, rows in after.items()},
+            "changed": {table: [dict(r) for key, r in rows.items() if key in before[table] and r != before[table][key]]
+                        for table, rows in after.items()}}
+        return result
+
+    def _restore(self, app, kept):
+        from sqlalchemy import and_, bindparam
+
+        from portal.extensions import db
+
+        with app.app_context():
+            with db.engine.begin() as conn:
+                for table in self._tables():
+                    if kept["added"][table.name]:
+                        conn.execute(table.insert(), kept["added"][table.name])
+                    if kept["changed"][table.name]:
+                        keys = [c.name for c in table.primary_key.columns]
+                        stmt = table.update().where(and_(*(table.c[k] == bindparam(f"key_{k}") for k in keys)))
+                        conn.execute(stmt, [{**{c: v for c, v in r.items() if c not in keys},
+                                             **{f"key_{k}": r[k] for k in keys}} for r in kept["changed"][table.name]])
+                if db.engine.dialect.name == "postgresql":
+                    for sequence, _, value in kept["sequences"]:
+                        conn.execute(text("SELECT setval(:name, :value)"), {"name": sequence, "value": value})
+
+
+SNAPSHOTS = Snapshots()
+
+
 @pytest.fixture
-def world(make):
-    """Two accounts with every role, plus staff; returns a namespace of ids and emails."""
-    return make.world()
+def world(app, make):
+    """Two accounts with every role, plus staff; returns a namespace of ids and emails (Snapshots: built once)."""
+    return SNAPSHOTS.get("world", app, make.world)
 
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')

@@ -18,7 +18,7 @@ from portal.domain.accounts import get_account
 from portal.extensions import db
 from portal.models import ROLES
 from portal.web.access import CUSTOMERS, STAFF, roles_required
-from tests.conftest import session_client, without_csrf
+from tests.conftest import SNAPSHOTS, session_client, without_csrf
 from tests.test_headers import check_security_headers
 
 ANONYMOUS = "anonymous"
@@ -65,8 +65,12 @@ def app_config():
 
 
 @pytest.fixture
-def walk_world(world, make):
+def walk_world(app, world, make):
     """The world, plus one object of each kind in each account, so id parameters point at real rows."""
+    return SNAPSHOTS.get("walk_world", app, lambda: _walk_world(world, make))
+
+
+def _walk_world(world, make):
     w = world
     w.invoice = make.invoice(w.account, seq=1)
     w.other_invoice = make.invoice(w.other_account, seq=1)
