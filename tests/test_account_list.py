@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from portal.domain import account_search as search
 from portal.extensions import db
 from portal.models import Account, User
+from tests.conftest import SNAPSHOTS
 
 HX = {"HX-Request": "true"}
 
@@ -23,12 +24,12 @@ def app_config():
 @pytest.fixture
 def accounts(app, world, make):
     """The world's two accounts plus a dozen more, with a spread of names, statuses and balances."""
-    ids = {}
-    for i in range(12):
-        ids[i] = make.account(name=f"{'Blue' if i % 2 else 'Green'} Shop {i:02d}",
-                              status="suspended" if i % 4 == 0 else "active", balance_cents=i * 1000,
-                              last_activity_at=datetime(2025, 1, 1) if i % 3 else None)
-    return ids
+    def build():
+        return {i: make.account(name=f"{'Blue' if i % 2 else 'Green'} Shop {i:02d}",
+                                status="suspended" if i % 4 == 0 else "active", balance_cents=i * 1000,
+                                last_activity_at=datetime(2025, 1, 1) if i % 3 else None) for i in range(12)}
+
+    return SNAPSHOTS.get("account_list_accounts", app, build)
 
 
 def login(auth, person):

@@ -18,6 +18,7 @@ from sqlalchemy import event
 
 from portal.domain import account_search as search
 from portal.extensions import db
+from tests.conftest import SNAPSHOTS
 
 HX = {"HX-Request": "true"}
 # the full count of every account by status (portal.domain.status_counts._count): a GROUP BY over accounts with
@@ -27,12 +28,15 @@ GLOBAL_COUNTS = re.compile(r"\bFROM accounts GROUP BY (accounts\.)?status\b", re
 
 @pytest.fixture
 def population(app, world, make):
-    cls = make.customer_class()
-    for i in range(40):
-        make.account(name=f"{['Blue', 'Green', 'Red'][i % 3]} Shop {i:02d}", customer_class_id=cls,
-                     status=["active", "suspended", "cancelled", "active"][i % 4], balance_cents=(i % 7) * 1000,
-                     exempt=(i % 10 == 0))
-    return cls
+    def build():
+        cls = make.customer_class()
+        for i in range(40):
+            make.account(name=f"{['Blue', 'Green', 'Red'][i % 3]} Shop {i:02d}", customer_class_id=cls,
+                         status=["active", "suspended", "cancelled", "active"][i % 4], balance_cents=(i % 7) * 1000,
+                         exempt=(i % 10 == 0))
+        return cls
+
+    return SNAPSHOTS.get("query_plans_population", app, build)
 
 
 @pytest.fixture
