@@ -313,8 +313,9 @@ class Snapshots:
     every table before and after, and PostgreSQL's sequences. A later test whose database is where that build
     started (each table's row count and highest key, and the sequences, the same) gets the rows it added
     inserted and the rows it changed updated by key (SQLite's FTS triggers fire as for the first), the sequences
-    set where it left them, and a copy of what it returned. A build that deleted a row or touched Redis is never
-    kept: it builds each time, as does any test whose database is somewhere else.
+    set where it left them, the Redis keys it added (RQ's jobs and queues: DUMP, then RESTORE with their time to
+    live), and a copy of what it returned. A build that deleted a row or changed or deleted a Redis key it found
+    is never kept: it builds each time, as does any test whose database or Redis is somewhere else.
     """
 
     def __init__(self):
@@ -356,11 +357,13 @@ class Snapshots:
         return tuple(map(tuple, found))
 
     @staticmethod
-    def _redis_keys(app):
+    def _redis(app):
+        """{key: (DUMP, milliseconds to live or 0)} of every Redis key but the rate limiter's counters."""
         from portal.extensions import get_redis
 
         with app.app_context():
-            return sorted(k for k in get_redis().keys() if not k.startswith(b"LIMITS"))
+            redis = get_redis()
+            return {k: (redis.dump(k), max(redis.pttl(k), 0)) for k in redis.keys() if not k.startswith(b"LIMITS")}
 
     def get(self, name, app, build):
         import copy
@@ -369,22 +372,23 @@ class Snapshots:
         kept = self._kept.get((backend, name))
         if kept is False:  # this build cannot be kept
             return build()
-        where = self._where(app)
+        where = self._where(app), sorted(self._redis(app))
         if kept is not None:
             if kept["where"] == where:
                 self._restore(app, kept)
                 return copy.deepcopy(kept["result"])
             return build()
-        before, redis_before = self._rows(app), self._redis_keys(app)
+        before, redis_before = self._rows(app), self._redis(app)
         result = build()
-        after = self._rows(app)
+        after, redis_after = self._rows(app), self._redis(app)
         deleted = any(key not in after[table] for table, rows in before.items() for key in rows)
-        if deleted or self._redis_keys(app) != redis_before:
+        if deleted or any(redis_after.get(k, (None,))[0] != dump for k, (dump, _ttl) in redis_before.items()):
             self._kept[(backend, name)] = False
             return result
         self._kept[(backend, name)] = {
             "where": where, "result": copy.deepcopy(result), "sequences": [row for row in self._where(app)
                                                                           if row[1] is None and row[2] is not None],
+            "redis": {k: v for k, v in redis_after.items() if k not in redis_before},
             "added": {table: [dict(r) for key, r in rows.items() if key not in before[table]]
                       for table, rows in after.items()},
             "changed": {table: [dict(r) for key, r in rows.items() if key in before[table] and r != before[table][key]]
@@ -409,6 +413,13 @@ class Snapshots:
                 if db.engine.dialect.name == "postgresql":
                     for sequence, _, value in kept["sequences"]:
                         conn.execute(text("SELECT setval(:name, :value)"), {"name": sequence, "value": value})
+            if kept["redis"]:
+                from portal.extensions import get_redis
+
+                with get_redis().pipeline(transaction=True) as pipe:
+                    for key, (dump, ttl) in kept["redis"].items():
+                        pipe.restore(key, ttl, dump, replace=True)
+                    pipe.execute()
 
 
 SNAPSHOTS = Snapshots()

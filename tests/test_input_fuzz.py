@@ -26,7 +26,7 @@ from portal.domain import account_search, runs, schedule, sweeps
 from portal.extensions import db
 from portal.models import SuspensionRule, SweepSchedule, User
 from portal.web import rules as rules_web
-from tests.conftest import ROOT, session_client
+from tests.conftest import ROOT, SNAPSHOTS, session_client
 
 EXAMPLES = int(os.environ.get("PORTAL_FUZZ_EXAMPLES", "20"))
 # Parsing happens before the database is asked, so most of what the fuzz finds is found on either; PostgreSQL
@@ -106,7 +106,12 @@ def app_config():
 
 @pytest.fixture
 def site(app, world, make):
-    """The world, a few accounts, the default rules, a schedule, a clean-up run and a bulk run: real ids for paths."""
+    """The world, a few accounts, the default rules, a schedule, a clean-up run and a bulk run: real ids for paths
+    (built once per kind of database, then written back: tests.conftest.Snapshots)."""
+    return SNAPSHOTS.get("fuzz_site", app, lambda: _site(app, world, make))
+
+
+def _site(app, world, make):
     for i in range(4):
         make.account(name=f"Blue Shop {i}", balance_cents=i * 1500)
     make.customer_class()

@@ -70,21 +70,55 @@ def test_a_database_somewhere_else_is_built_on_not_written_over(app, make):
         assert db.session.scalar(text("SELECT count(*) FROM users")) == 1
 
 
-def test_a_build_that_deletes_or_touches_redis_is_never_kept(app, make):
+def _no_accounts(app):
+    """Delete every account and start their ids again (as the build found the table)."""
+    with app.app_context():
+        db.session.execute(delete(Account))
+        if db.engine.dialect.name == "postgresql":
+            db.session.execute(text("SELECT setval('accounts_id_seq', 1, false)"))
+        db.session.commit()
+
+
+def test_the_redis_keys_a_build_adds_are_written_back_with_their_time_to_live(app, make):
+    from portal.extensions import get_redis
+
+    snapshots, builds = Snapshots(), []
+
+    def build():
+        builds.append(1)
+        with app.app_context():
+            get_redis().rpush("queue", "job-1", "job-2")
+            get_redis().set("lease", "1", px=600_000)
+        return make.account()
+
+    first = snapshots.get("q", app, build)
+    with app.app_context():
+        get_redis().delete("queue", "lease")
+    _no_accounts(app)
+    assert snapshots.get("q", app, build) == first and len(builds) == 1
+    with app.app_context():
+        assert get_redis().lrange("queue", 0, -1) == [b"job-1", b"job-2"]
+        assert 0 < get_redis().pttl("lease") <= 600_000
+
+
+def test_a_build_that_changes_a_redis_key_it_found_is_never_kept(app, make):
     from portal.extensions import get_redis
 
     snapshots = Snapshots()
+    with app.app_context():
+        get_redis().set("counter", 1)
 
     def build():
         with app.app_context():
-            get_redis().set("something", "1")
+            get_redis().incr("counter")
         return make.account()
 
-    snapshots.get("r", app, build)
+    where = snapshots._where(app)
+    snapshots.get("c", app, build)
     with app.app_context():
-        get_redis().delete("something")
-        db.session.execute(delete(Account))
-        db.session.commit()
-    snapshots.get("r", app, build)
+        get_redis().set("counter", 1)
+    _no_accounts(app)
+    assert snapshots._where(app) == where  # the database is where the build started: only Redis differs
+    snapshots.get("c", app, build)
     with app.app_context():
-        assert get_redis().get("something") == b"1"  # built again: only a build writes to Redis
+        assert get_redis().get("counter") == b"2"  # built again (a write back would not have counted)
