@@ -64,8 +64,8 @@ class PortalApi(Api):
 
     The OpenAPI document is built once per process for the same settings and routes: building it (apispec
     resolving every schema of every operation) is four fifths of building an app, and a process that builds
-    several apps (the test suite builds one per test; `flask` commands build one beside the web app) would
-    build the same document each time. A later app with the same settings and routes is given that document's
+    several apps (the test suite builds one per test, the benchmarks one per database) would build the same
+    document each time. A later app with the same settings and routes is given that document's
     spec object (read-only once built: it is only turned into JSON); any other is built anew.
     """
 
