@@ -391,7 +391,9 @@ class Snapshots:
         result = build()
         after, redis_after = self._rows(app), self._redis(app)
         deleted = any(key not in after[table] for table, rows in before.items() for key in rows)
-        if deleted or redis_after is None or any(redis_after.get(k, (None,))[0] != dump for k, (dump, _ttl) in redis_before.items()):
+        redis_changed = redis_after is None or any(redis_after.get(k, (None,))[0] != dump
+                                                   for k, (dump, _ttl) in redis_before.items())
+        if deleted or redis_changed:
             self._kept[(backend, name)] = False
             return result
         self._kept[(backend, name)] = {

@@ -10,9 +10,10 @@ table as it was. The nine inputs the probe found answering 500 are explicit exam
 The parameter names come from the views' own source (every `args.get("…")`, `form.get("…")` and form-field
 tuple in portal/web), plus the list's filters and the rule form, so a new field is fuzzed without a change here.
 `PORTAL_FUZZ_EXAMPLES` sets the arbitrary examples per route and role (default 14 on SQLite),
-`PORTAL_FUZZ_PG_EXAMPLES` on PostgreSQL (default 6; the explicit examples run on both). Each arbitrary example
-costs about 45 ms (20 of them drawing its two dozen parameters), and this file was the suite's largest; every
-CI run draws afresh (no example database under CI=true), so the routes see new inputs run after run.
+`PORTAL_FUZZ_PG_EXAMPLES` on PostgreSQL (default 6; the explicit examples run on both). Each arbitrary
+example costs about 45 ms (20 ms of it Hypothesis drawing its two dozen parameters), and this file was the
+suite's largest; every CI run draws afresh (no example database under CI=true), so the routes see new inputs
+run after run.
 """
 import os
 import re
