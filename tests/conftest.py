@@ -305,6 +305,19 @@ def make(app):
     return factories.Factory(app)
 
 
+def every_row(app):
+    """Every row of every table of the app's database, as {table name: rows in primary-key order}."""
+    from sqlalchemy import select
+
+    from portal.extensions import db
+
+    with app.app_context():
+        rows = {table.name: db.session.execute(select(table).order_by(*table.primary_key.columns)).all()
+                for table in db.metadata.sorted_tables}
+        db.session.remove()
+    return rows
+
+
 class Snapshots:
     """What a fixture's build does to the database, done again on later tests in one transaction instead.
 
@@ -328,15 +341,10 @@ class Snapshots:
         return db.metadata.sorted_tables
 
     def _rows(self, app):
-        from sqlalchemy import select
-
-        from portal.extensions import db
-
-        with app.app_context():
-            rows = {table.name: {tuple(r[c.name] for c in table.primary_key.columns): r for r in db.session.execute(
-                select(table).order_by(*table.primary_key.columns)).mappings().all()} for table in self._tables()}
-            db.session.remove()
-        return rows
+        """every_row's rows as {table name: {primary key: row mapping}}."""
+        keys = {table.name: [c.name for c in table.primary_key.columns] for table in self._tables()}
+        return {name: {tuple(r._mapping[k] for k in keys[name]): r._mapping for r in rows}
+                for name, rows in every_row(app).items()}
 
     def _where(self, app):
         """Each table's row count and highest key, and the sequences: one statement (two on PostgreSQL)."""
@@ -509,18 +517,11 @@ class RowsWatch:
             self.written = True
 
     def rows(self):
-        """Every row of every table, as {table name: rows in primary-key order}."""
-        from sqlalchemy import select
-
-        from portal.extensions import db
-
+        """Every row of every table, as {table name: rows in primary-key order} (every_row)."""
         if self.written or self._rows is None:
             self.written = False  # before reading: a write during the read is seen next time
             self.reads += 1
-            with self.app.app_context():
-                self._rows = {table.name: db.session.execute(select(table).order_by(*table.primary_key.columns)).all()
-                              for table in db.metadata.sorted_tables}
-                db.session.remove()
+            self._rows = every_row(self.app)
         return self._rows
 
     def close(self):
