@@ -174,6 +174,24 @@ def test_each_list_query_uses_an_index(app, world, population, auth, client, cap
     check(app, captured, what)
 
 
+def test_bad_search_strings_use_an_index(app, world, population, auth, client, captured):
+    """The strings of tests/test_search.py's bad input (one character, spaces, 10,000 characters, FTS and LIKE
+    syntax, SQL, unicode) as the list, its counts and the export send them: none reads all of accounts."""
+    from tests.test_search import BAD
+
+    login(auth, world.support)
+    for q in BAD:
+        for path in ("/accounts", "/accounts/counts", "/accounts/export.csv"):
+            captured.clear()
+            response = client.get(path, query_string={"q": q}, headers=HX)
+            response.get_data()
+            assert response.status_code in (200, 422), (path, q[:40], response.status_code)
+            if captured:  # a string refused at the field (over 100 characters) sends no query
+                check(app, captured, f"{path} searching {q[:40]!r}")
+            else:
+                assert len(q) > search.Q_MAX, (path, q[:40])
+
+
 @pytest.mark.parametrize("sort", list(search.SORTS))
 def test_deep_pages_use_an_index_in_every_sort(app, world, population, auth, client, captured, sort):
     login(auth, world.support)

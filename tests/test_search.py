@@ -1,10 +1,9 @@
 """Search inside names, emails and account numbers: words in any order, the database keeping its index in step,
-bad input answered quickly at the field, the same set in the list, the counts, the export and a bulk run, and
+bad input answered at the field without a full scan, the same set in the list, the counts, the export and a bulk run, and
 query plans at a realistic shape, on SQLite and PostgreSQL."""
 import csv
 import io
 import re
-import time
 from datetime import datetime
 
 import pytest
@@ -142,17 +141,16 @@ BAD = ["b", " ", "   ", "x" * 10_000, '"', '"bakery', "*", "bak*", "NEAR", "NEAR
 
 
 @pytest.mark.parametrize("htmx", [True, False], ids=["htmx", "full page"])
-def test_bad_input_answers_quickly_with_results_or_a_message(world, shops, auth, client, htmx):
+def test_bad_input_answers_with_results_or_a_message(world, shops, auth, client, htmx):
+    """Each bad string gets a page (or the field's error), never a 500. That none of them reads all of accounts is
+    checked on their query plans (tests/test_query_plans.py), which holds whatever the machine's speed."""
     auth.login(world.support.email)
     for q in BAD:
-        started = time.perf_counter()
         response = client.get("/accounts", query_string={"q": q}, headers=HX if htmx else {})
-        elapsed = time.perf_counter() - started
         html = response.get_data(as_text=True)
         too_long = len(q) > search.Q_MAX
         # a search refused at the field may answer 422 (the live filters' field error); every other one finds
         assert response.status_code == 200 or too_long and response.status_code == 422, (q[:40], response.status_code)
-        assert elapsed < 2, (q[:40], elapsed)  # generous for a busy machine; milliseconds when quiet
         if too_long:  # refused with the reason (and, on the full page, the field marked)
             assert "at most 100 characters; this one has 10,000" in html
             assert htmx or 'id="q" name="q"' in html and 'aria-invalid="true"' in html
